@@ -1,0 +1,4 @@
+from .base import BaseExecutor
+from .immediate import ImmediateExecutor
+
+__all__ = ["BaseExecutor", "ImmediateExecutor"]

@@ -1,0 +1,274 @@
+"""The ``Job`` model (import path and fields kept from 0.1.1).
+
+Each job type may subclass ``Job`` to add its own fields (multi-table
+inheritance); ``job.specific`` returns the subclass row.
+
+Lifecycle fields (state, progress, errors, timestamps, attempts, result) only
+change through compare-and-set updates: ``UPDATE ... WHERE state IN (...)``.
+A plain ``job.save()`` on an existing job therefore leaves them alone, so a
+job's ``run`` that saves its own fields can never overwrite a cancel that
+arrived meanwhile. Name them in ``update_fields`` to write them on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+from .states import (
+    JOB_CANCELLED,
+    JOB_FAILED,
+    JOB_FINISHED,
+    JOB_PENDING,
+    JOB_STARTED,
+    JOB_STATES_ENDED,
+    JOB_STATES_PENDING_OR_RUNNING,
+    JOB_STATES_RUNNING,
+)
+
+__all__ = [
+    "JOB_CANCELLED",
+    "JOB_FAILED",
+    "JOB_FINISHED",
+    "JOB_PENDING",
+    "JOB_STARTED",
+    "JOB_STATES_ENDED",
+    "JOB_STATES_PENDING_OR_RUNNING",
+    "JOB_STATES_RUNNING",
+    "Job",
+    "JobQuerySet",
+    "ProgressRecord",
+]
+
+#: Fields written only by compare-and-set transitions (see module docstring).
+LIFECYCLE_FIELDS = frozenset(
+    {
+        "state",
+        "progress_percentage",
+        "progress_state",
+        "error",
+        "human_readable_error",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "result",
+    }
+)
+
+
+class JobQuerySet(models.QuerySet):
+    def pending_or_running(self):
+        return self.filter(state__in=JOB_STATES_PENDING_OR_RUNNING)
+
+    def ended(self):
+        return self.filter(state__in=JOB_STATES_ENDED)
+
+    def transition(self, from_states: Iterable[str], to_state: str, **fields: Any) -> int:
+        """Compare-and-set: move the matching jobs that are in ``from_states`` to
+        ``to_state`` and return how many moved. Always updates the base table."""
+        fields.setdefault("updated_at", timezone.now())
+        return self._base_filter().filter(state__in=tuple(from_states)).update(state=to_state, **fields)
+
+    def _base_filter(self):
+        # Transitions run on the base table; a subclass queryset is narrowed by pk.
+        if self.model is Job:
+            return self
+        return Job._base_manager.filter(pk__in=self.values("pk"))
+
+
+class Job(models.Model):
+    """Base model for all job types; subclass it to add a type's own fields."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="task_ferry_jobs")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="task_ferry_jobs",
+    )
+    type = models.CharField(
+        max_length=100, blank=True, default="", db_index=True, help_text="Registered JobType.type of this job."
+    )
+    state = models.CharField(
+        max_length=32, default=JOB_PENDING, db_index=True, help_text="Current lifecycle state of the job."
+    )
+    progress_percentage = models.IntegerField(
+        default=0, help_text="0–100. Updated via cache mid-run; persisted to DB at completion."
+    )
+    progress_state = models.CharField(
+        max_length=255, blank=True, default="", help_text="Human-readable description of the current step."
+    )
+    error = models.TextField(blank=True, default="", help_text="Short error string (exception message).")
+    human_readable_error = models.TextField(blank=True, default="", help_text="Longer, user-facing error description.")
+    queue = models.CharField(max_length=100, default="default", help_text="Queue the job was dispatched to.")
+    priority = models.SmallIntegerField(default=0, help_text="-100..100; higher runs sooner where the engine allows.")
+    run_after = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has started this job.")
+    executor_task_id = models.CharField(max_length=255, blank=True, default="", help_text="The engine's id of the run.")
+    result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder, help_text="Return value of run().")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [
+            models.Index(fields=["state", "queue"], name="task_ferry_state_queue_idx"),
+            models.Index(fields=["user", "type", "state"], name="task_ferry_user_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type or type(self).__name__} #{self.pk} ({self.state})"
+
+    # ── Saving ─────────────────────────────────────────────────────────────────
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding and kwargs.get("update_fields") is None and len(args) < 4:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in LIFECYCLE_FIELDS and not f.auto_created
+            ]
+        super().save(*args, **kwargs)
+
+    # ── Live store (0.1.1 API) ─────────────────────────────────────────────────
+
+    def _snapshot(self):
+        from .conf import get_progress_store
+
+        if self.pk is None:
+            return None
+        return get_progress_store().read_many([self.pk]).get(self.pk)
+
+    def get_cached_state(self) -> str:
+        snap = self._snapshot()
+        if snap is None or self.state in JOB_STATES_ENDED:
+            return self.state
+        return JOB_CANCELLED if snap.cancel_requested else snap.state
+
+    def get_cached_progress_percentage(self) -> int:
+        snap = self._snapshot()
+        return snap.percentage if snap is not None else self.progress_percentage
+
+    def get_cached_progress_state(self) -> str:
+        snap = self._snapshot()
+        return snap.label if snap is not None and snap.label else self.progress_state
+
+    def clear_cache(self) -> None:
+        from .conf import get_progress_store
+
+        get_progress_store().clear(self.pk)
+
+    def set_progress(self, percentage: int, state_label: str = "") -> bool:
+        """Publish progress to the store now (0.1.1 API). Returns whether a cancel was requested.
+
+        Inside ``run`` prefer the ``progress`` argument: it coalesces writes."""
+        import time
+
+        from .conf import get_progress_store
+        from .protocols import Snapshot
+
+        self.progress_percentage = max(0, min(100, int(percentage)))
+        if state_label:
+            self.progress_state = state_label
+        return get_progress_store().write(
+            Snapshot(self.pk, self.state, self.progress_percentage, self.progress_state, time.time())
+        )
+
+    # ── State transitions (compare-and-set) ────────────────────────────────────
+
+    def _transition(self, from_states: Iterable[str], to_state: str, **fields: Any) -> bool:
+        now = timezone.now()
+        fields.setdefault("updated_at", now)
+        moved = Job._base_manager.filter(pk=self.pk, state__in=tuple(from_states)).update(state=to_state, **fields)
+        if moved:
+            self.state = to_state
+            for name, value in fields.items():
+                setattr(self, name, value)
+        else:
+            self.state = Job._base_manager.filter(pk=self.pk).values_list("state", flat=True).first() or self.state
+        return bool(moved)
+
+    def mark_started(self) -> bool:
+        return self._transition([JOB_PENDING], JOB_STARTED, started_at=timezone.now())
+
+    def mark_finished(self) -> bool:
+        return self._transition(
+            [JOB_STARTED], JOB_FINISHED, progress_percentage=100, finished_at=timezone.now()
+        )
+
+    def mark_failed(self, error: str, human_readable_error: str = "") -> bool:
+        return self._transition(
+            JOB_STATES_PENDING_OR_RUNNING,
+            JOB_FAILED,
+            error=error,
+            human_readable_error=human_readable_error or error,
+            finished_at=timezone.now(),
+        )
+
+    def mark_cancelled(self) -> bool:
+        return self._transition(JOB_STATES_PENDING_OR_RUNNING, JOB_CANCELLED, finished_at=timezone.now())
+
+    # ── Convenience properties (0.1.1 API) ─────────────────────────────────────
+
+    @property
+    def is_pending(self) -> bool:
+        return self.get_cached_state() == JOB_PENDING
+
+    @property
+    def is_running(self) -> bool:
+        return self.get_cached_state() == JOB_STARTED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.get_cached_state() == JOB_FINISHED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.get_cached_state() == JOB_FAILED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.get_cached_state() == JOB_CANCELLED
+
+    @property
+    def has_ended(self) -> bool:
+        return self.get_cached_state() in JOB_STATES_ENDED
+
+    # ── Polymorphic resolution ─────────────────────────────────────────────────
+
+    @property
+    def specific(self) -> Job:
+        """The concrete subclass instance (``self`` if it already is one)."""
+        model_class = ContentType.objects.get_for_id(self.content_type_id).model_class()
+        if model_class is None or isinstance(self, model_class):
+            return self
+        return model_class._base_manager.get(pk=self.pk)
+
+
+class ProgressRecord(models.Model):
+    """Row kept by the ``database`` progress store for each running job.
+
+    Written through the store's own connection (autocommit), so other processes
+    see it while the job's own transaction is still open. No foreign key: the
+    job row may not be committed yet when the first snapshot is written."""
+
+    job_id = models.BigIntegerField(primary_key=True)
+    state = models.CharField(max_length=32)
+    percentage = models.SmallIntegerField(default=0)
+    label = models.CharField(max_length=255, blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    updated_at = models.FloatField(default=0)
+
+    class Meta:
+        db_table = "task_ferry_progress"

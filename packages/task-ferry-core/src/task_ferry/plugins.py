@@ -1,0 +1,101 @@
+"""Plugin discovery through the entry-point groups ``task_ferry.executors`` and
+``task_ferry.progress_stores``.
+
+A setting names a plugin by entry-point name (``"celery"``) or by dotted path
+to a class (``"myproject.executors.MyExecutor"``). Plugins are imported on first
+use, never at start-up; a plugin that fails to import is reported with the
+reason instead of breaking Django's start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module, metadata
+
+
+class PluginNotFound(LookupError):
+    """The configured plugin is neither an installed entry point nor an importable class."""
+
+
+#: Names of the bundled plugin distributions, for the ``pip install`` hint.
+KNOWN_DISTRIBUTIONS = {
+    ("task_ferry.executors", "celery"): "task-ferry-celery",
+    ("task_ferry.executors", "django_tasks"): "task-ferry-django-tasks",
+    ("task_ferry.executors", "rq"): "task-ferry-rq",
+    ("task_ferry.executors", "dramatiq"): "task-ferry-dramatiq",
+    ("task_ferry.progress_stores", "redis"): "task-ferry-redis",
+}
+
+#: 0.1.1 dotted executor paths, resolved to today's entry-point names.
+LEGACY_PATHS = {
+    "task_ferry.executors.celery.CeleryExecutor": "celery",
+    "task_ferry.executors.django_tasks.DjangoTasksExecutor": "django_tasks",
+    "task_ferry.executors.immediate.ImmediateExecutor": "immediate",
+}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+
+
+class PluginGroup:
+    def __init__(self, group: str, kind: str) -> None:
+        self.group = group
+        self.kind = kind
+
+    def entry_points(self) -> dict[str, metadata.EntryPoint]:
+        return {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+
+    def installed(self) -> list[PluginInfo]:
+        out = []
+        for name, ep in sorted(self.entry_points().items()):
+            dist = getattr(ep, "dist", None)
+            out.append(
+                PluginInfo(name, ep.value, dist.metadata["Name"] if dist else None, dist.version if dist else None)
+            )
+        return out
+
+    def install_hint(self, name: str) -> str:
+        dist = KNOWN_DISTRIBUTIONS.get((self.group, name))
+        if dist:
+            return f"pip install {dist}"
+        return f"install the distribution that provides the {self.kind} {name!r}, or use a dotted path"
+
+    def resolve_name(self, name: str) -> str:
+        return LEGACY_PATHS.get(name, name)
+
+    def load(self, name: str) -> type:
+        """Import and return the plugin class for an entry-point name or dotted path."""
+        name = self.resolve_name(name)
+        eps = self.entry_points()
+        if name in eps:
+            try:
+                return eps[name].load()
+            except Exception as exc:
+                raise PluginNotFound(
+                    f"The {self.kind} {name!r} is installed but failed to import: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        if "." in name:
+            module_path, _, attr = name.rpartition(".")
+            try:
+                return getattr(import_module(module_path), attr)
+            except (ImportError, AttributeError) as exc:
+                raise PluginNotFound(
+                    f"Could not import the {self.kind} {name!r}: {exc}. "
+                    f"Check the dotted path, or use one of the installed names: {self.names_text()}."
+                ) from exc
+        raise PluginNotFound(
+            f"Unknown {self.kind} {name!r}. Installed: {self.names_text()}. Fix: {self.install_hint(name)}."
+        )
+
+    def names_text(self) -> str:
+        return ", ".join(sorted(self.entry_points())) or "none"
+
+
+EXECUTORS = PluginGroup("task_ferry.executors", "executor")
+PROGRESS_STORES = PluginGroup("task_ferry.progress_stores", "progress store")

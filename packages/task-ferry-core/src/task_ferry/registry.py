@@ -1,0 +1,177 @@
+"""Job types and their registry (import path and API kept from 0.1.1).
+
+Define a type by subclassing :class:`JobType` and register an instance, usually
+in ``AppConfig.ready()``::
+
+    from task_ferry.registry import job_type_registry
+    job_type_registry.register(ExportJobType())
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from .models import Job
+    from .progress import Progress
+
+
+class JobType:
+    """Base class for job types.
+
+    Required: ``type`` (unique string), ``model_class`` (``Job`` or a subclass)
+    and ``run(job, progress)``. Everything else has a default.
+    """
+
+    type: str = ""
+    model_class: type[Job] | None = None
+
+    #: Maximum pending-or-running jobs of this type per user; None means the
+    #: ``MAX_JOBS_PER_USER_PER_TYPE`` setting. Jobs without a user are not limited.
+    max_count: int | None = None
+    #: Queue name; None means the ``DEFAULT_QUEUE`` setting.
+    queue: str | None = None
+    #: -100..100, higher runs sooner where the executor supports priorities.
+    priority: int = 0
+
+    # ── Hooks (all optional) ───────────────────────────────────────────────────
+
+    def prepare_values(self, values: dict[str, Any], user: Any) -> dict[str, Any]:
+        """Validate and transform values before the job row is created; return model field values."""
+        return values
+
+    def after_job_creation(self, job: Job, values: dict[str, Any]) -> None:
+        """Called right after the job row is saved, before dispatch."""
+
+    def before_run(self, job: Job) -> None:
+        """Called in the worker after the job is claimed, before ``run``."""
+
+    def run(self, job: Job, progress: Progress) -> Any:
+        """Do the work. A JSON-serialisable return value is stored as ``job.result``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run(job, progress).")
+
+    def after_run(self, job: Job) -> None:
+        """Called after every run, whatever its outcome (finished, failed or cancelled)."""
+
+    def on_error(self, job: Job, exc: BaseException) -> None:
+        """Called after the job is recorded as failed."""
+
+    def on_cancelled(self, job: Job) -> None:
+        """Called once after the job is recorded as cancelled."""
+
+    def before_delete(self, job: Job) -> None:
+        """Called before ``cleanup_old_jobs`` deletes the job row."""
+
+    # ── Resolved settings ──────────────────────────────────────────────────────
+
+    def get_max_count(self) -> int:
+        from .conf import get_setting
+
+        return self.max_count if self.max_count is not None else int(get_setting("MAX_JOBS_PER_USER_PER_TYPE"))
+
+    def get_queue(self) -> str:
+        from .conf import get_setting
+
+        return self.queue or str(get_setting("DEFAULT_QUEUE"))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} type={self.type!r}>"
+
+
+class JobTypeRegistry:
+    def __init__(self) -> None:
+        self._by_type: dict[str, JobType] = {}
+        self._by_model: dict[type, JobType] = {}
+
+    def register(self, job_type: JobType) -> JobType:
+        """Register a ``JobType`` instance. Registering the same class twice is a no-op."""
+        from .models import Job
+
+        if isinstance(job_type, type):
+            raise ImproperlyConfigured(
+                f"register() takes a JobType instance: use register({job_type.__name__}()), not the class."
+            )
+        name = job_type.type
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{type(job_type).__name__}.type must be a non-empty string.")
+        if len(name) > 100:
+            raise ValueError(f"{type(job_type).__name__}.type {name!r} is longer than 100 characters.")
+        model = job_type.model_class
+        if model is None:
+            raise ValueError(f"{type(job_type).__name__}.model_class must be set.")
+        if not (isinstance(model, type) and issubclass(model, Job)) or model._meta.abstract:
+            raise ImproperlyConfigured(
+                f"{type(job_type).__name__}.model_class must be task_ferry.models.Job or a concrete subclass of it, "
+                f"got {model!r}."
+            )
+        if not isinstance(job_type.priority, int) or not -100 <= job_type.priority <= 100:
+            raise ImproperlyConfigured(
+                f"{type(job_type).__name__}.priority must be an int from -100 to 100, got {job_type.priority!r}."
+            )
+        if job_type.max_count is not None and (not isinstance(job_type.max_count, int) or job_type.max_count < 1):
+            raise ImproperlyConfigured(
+                f"{type(job_type).__name__}.max_count must be a positive int or None, got {job_type.max_count!r}."
+            )
+        if job_type.queue is not None and (not isinstance(job_type.queue, str) or not job_type.queue):
+            raise ImproperlyConfigured(
+                f"{type(job_type).__name__}.queue must be a non-empty string or None, got {job_type.queue!r}."
+            )
+        existing = self._by_type.get(name)
+        if existing is not None:
+            if type(existing) is type(job_type):
+                return existing
+            raise ValueError(
+                f"A job type with type={name!r} is already registered ({type(existing).__name__}); "
+                f"type names must be unique."
+            )
+        self._by_type[name] = job_type
+        self._by_model.setdefault(model, job_type)
+        return job_type
+
+    def unregister(self, type_name: str) -> None:
+        job_type = self._by_type.pop(type_name, None)
+        if job_type is not None and self._by_model.get(job_type.model_class) is job_type:
+            del self._by_model[job_type.model_class]
+            for other in self._by_type.values():
+                self._by_model.setdefault(other.model_class, other)
+
+    def get(self, type_name: str) -> JobType:
+        from .exceptions import JobTypeNotRegistered
+
+        try:
+            return self._by_type[type_name]
+        except KeyError:
+            raise JobTypeNotRegistered(
+                f"No job type registered for {type_name!r}. Available: {sorted(self._by_type)}. "
+                f"Register it with job_type_registry.register(...) in your AppConfig.ready()."
+            ) from None
+
+    def get_by_model(self, job: Job) -> JobType:
+        """The type of a job instance: by its ``type`` column, else by its model class."""
+        from .exceptions import JobTypeNotRegistered
+
+        if job.type and job.type in self._by_type:
+            return self._by_type[job.type]
+        for cls in type(job).__mro__:
+            if cls in self._by_model:
+                return self._by_model[cls]
+        raise JobTypeNotRegistered(
+            f"No job type registered for job {job.pk} (type={job.type!r}, model {type(job).__name__})."
+        )
+
+    def all(self) -> list[JobType]:
+        return list(self._by_type.values())
+
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self._by_type
+
+    def __repr__(self) -> str:
+        return f"<JobTypeRegistry types={list(self._by_type)}>"
+
+
+# 0.1.1 exposed the class under a private name.
+_JobTypeRegistry = JobTypeRegistry
+
+job_type_registry: JobTypeRegistry = JobTypeRegistry()

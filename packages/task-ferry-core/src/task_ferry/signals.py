@@ -1,0 +1,26 @@
+"""Django signals sent over a job's life. Each is sent with ``sender`` = the job
+type class and ``job`` = the (specific) job; ``job_failed`` adds ``exc``.
+
+Receivers run in the process that made the change (the web process for
+``job_created``, the worker for the others); a receiver that raises is logged
+and does not change the job's recorded outcome.
+"""
+
+from django.dispatch import Signal
+
+job_created = Signal()
+job_started = Signal()
+job_finished = Signal()
+job_failed = Signal()
+job_cancelled = Signal()
+job_retried = Signal()
+
+
+def send(signal: Signal, job_type, job, **extra) -> None:
+    """Send ``signal`` for ``job``; a receiver that raises is logged, never propagated."""
+    import logging
+
+    try:
+        signal.send(type(job_type), job=job, **extra)
+    except Exception:
+        logging.getLogger("task_ferry").exception("task-ferry: a signal receiver raised for job %s.", job.pk)

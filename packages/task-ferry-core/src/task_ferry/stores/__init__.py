@@ -1,0 +1,1 @@
+"""Progress stores bundled with core: ``cache`` and ``database``."""
