@@ -236,13 +236,23 @@ class JobHandler:
         cancel and finish commits first wins; the job record, the store and the
         hooks then agree on it. Raises ``JobNotCancellable`` for an ended job."""
         job = cls.get_job(user, job_id)
-        now = timezone.now()
-        if job._transition((JOB_PENDING,), JOB_CANCELLED, finished_at=now):
+        if job._transition((JOB_PENDING,), JOB_CANCELLED, finished_at=timezone.now()):
             cls._after_pending_cancel(job)
-        elif job._transition((JOB_STARTED,), JOB_CANCELLED, finished_at=now):
-            job_pk = job.pk
-            transaction.on_commit(lambda: _quietly("request a cancel from", get_progress_store().request_cancel, job_pk))
-        elif job.state != JOB_CANCELLED:
+            return job
+        if job.state == JOB_CANCELLED:
+            return job
+        if job.state != JOB_STARTED:
+            raise JobNotCancellable(f"Job {job_id} has already ended with state {job.state!r}.")
+        # Raise the flag before the compare-and-set: the runner clears the store
+        # after its own compare-and-set, so whichever order the two land in, no
+        # flag outlives the job. (A flag raised for a cancel whose transaction
+        # then rolls back still stops the job: cancel is not transactional.)
+        store = get_progress_store()
+        _quietly("request a cancel from", store.request_cancel, job.pk)
+        if job._transition((JOB_STARTED,), JOB_CANCELLED, finished_at=timezone.now()):
+            return job
+        if job.state != JOB_CANCELLED:
+            _quietly("clear", store.clear, job.pk)
             raise JobNotCancellable(f"Job {job_id} has already ended with state {job.state!r}.")
         return job
 

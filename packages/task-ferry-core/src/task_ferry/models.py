@@ -58,6 +58,7 @@ LIFECYCLE_FIELDS = frozenset(
         "finished_at",
         "attempts",
         "result",
+        "executor_task_id",
     }
 )
 
@@ -133,7 +134,7 @@ class Job(models.Model):
     # ── Saving ─────────────────────────────────────────────────────────────────
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding and kwargs.get("update_fields") is None and len(args) < 4:
+        if not self._state.adding and kwargs.get("update_fields") is None and not args:
             kwargs["update_fields"] = [
                 f.name
                 for f in self._meta.concrete_fields
@@ -272,3 +273,6 @@ class ProgressRecord(models.Model):
 
     class Meta:
         db_table = "task_ferry_progress"
+
+    def __str__(self) -> str:
+        return f"progress of job {self.job_id}: {self.percentage}% {self.label}"

@@ -25,18 +25,18 @@ _EPSILON = 1e-9
 
 class Progress:
     __slots__ = (
-        "total",
-        "_direct",
-        "_progress",
-        "_parent",
-        "_represents",
-        "_contribution",
-        "_start_offset",
         "_callbacks",
-        "_label",
+        "_contribution",
+        "_deadline",
+        "_direct",
         "_flush",
         "_interval",
-        "_deadline",
+        "_label",
+        "_parent",
+        "_progress",
+        "_represents",
+        "_start_offset",
+        "total",
     )
 
     def __init__(

@@ -80,7 +80,7 @@ store_health = _StoreHealth()
 class _Flusher:
     """Called by the root Progress at most once per interval."""
 
-    __slots__ = ("job_id", "progress", "store", "writes", "store_down")
+    __slots__ = ("job_id", "progress", "store", "store_down", "writes")
 
     def __init__(self, job_id: int, progress: Progress, store) -> None:
         self.job_id = job_id

@@ -104,8 +104,8 @@ class CacheProgressStore:
         raise Unsupported("the cache progress store has no live channel (supports_subscribe is False); poll read_many().")
 
     def check(self) -> list:
-        from django.core.checks import Error
         from django.conf import settings
+        from django.core.checks import Error
 
         if self.alias not in settings.CACHES:
             return [
