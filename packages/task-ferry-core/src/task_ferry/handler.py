@@ -23,6 +23,7 @@ from .exceptions import (
     JobDoesNotExist,
     JobNotCancellable,
     JobNotRetryable,
+    JobTypeNotRegistered,
     MaxJobCountExceeded,
 )
 from .models import Job, ProgressRecord
@@ -264,7 +265,12 @@ class JobHandler:
             transaction.on_commit(lambda: _quietly("revoke", executor.revoke, pk, task_id))
         specific = job.specific
         specific.state = job.state
-        job_type = job_type_registry.get_by_model(specific)
+        try:
+            job_type = job_type_registry.get_by_model(specific)
+        except JobTypeNotRegistered:
+            # The cancel is recorded; a type removed since the job was created has no hooks to call.
+            logger.warning("task-ferry: job %s was cancelled; its type is not registered, so no hooks ran.", job.pk)
+            return
         try:
             job_type.on_cancelled(specific)
         except Exception:

@@ -157,6 +157,10 @@ class JobTypeRegistry:
         for cls in type(job).__mro__:
             if cls in self._by_model:
                 return self._by_model[cls]
+        # A base Job row of a subclass type (0.1.1 rows have no `type`): resolve by its specific class.
+        specific = job.specific
+        if type(specific) is not type(job):
+            return self.get_by_model(specific)
         raise JobTypeNotRegistered(
             f"No job type registered for job {job.pk} (type={job.type!r}, model {type(job).__name__})."
         )
