@@ -280,20 +280,24 @@ class JobHandler:
     # ── Cleanup ────────────────────────────────────────────────────────────────
 
     @classmethod
+    def old_jobs(cls, days: int | None = None):
+        """Ended jobs created more than ``days`` (default ``JOB_EXPIRY_DAYS``) ago: what cleanup deletes."""
+        days = get_setting("JOB_EXPIRY_DAYS") if days is None else days
+        if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+            raise ValueError(f"days must be a non-negative whole number, got {days!r}.")
+        return Job._base_manager.filter(state__in=JOB_STATES_ENDED, created_at__lt=timezone.now() - timedelta(days=days))
+
+    @classmethod
     def cleanup_old_jobs(cls, days: int | None = None) -> int:
         """Delete ended jobs created more than ``days`` (default ``JOB_EXPIRY_DAYS``) ago.
 
         Calls ``before_delete`` for each; a hook that raises is logged and its job
         is still deleted. Returns how many jobs were deleted."""
-        days = get_setting("JOB_EXPIRY_DAYS") if days is None else days
-        if not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be a non-negative int, got {days!r}.")
-        cutoff = timezone.now() - timedelta(days=days)
+        old = cls.old_jobs(days)
         deleted = 0
         while True:
             ids = list(
-                Job._base_manager.filter(state__in=JOB_STATES_ENDED, created_at__lt=cutoff)
-                .order_by("pk")
+                old.order_by("pk")
                 .values_list("pk", flat=True)[:_CLEANUP_CHUNK]
             )
             if not ids:

@@ -144,26 +144,19 @@ class Job(models.Model):
 
     # ── Live store (0.1.1 API) ─────────────────────────────────────────────────
 
-    def _snapshot(self):
-        from .conf import get_progress_store
+    def _live(self):
+        from .live import live_progress
 
-        if self.pk is None:
-            return None
-        return get_progress_store().read_many([self.pk]).get(self.pk)
+        return live_progress([self])[self.pk]
 
     def get_cached_state(self) -> str:
-        snap = self._snapshot()
-        if snap is None or self.state in JOB_STATES_ENDED:
-            return self.state
-        return JOB_CANCELLED if snap.cancel_requested else snap.state
+        return self._live().state
 
     def get_cached_progress_percentage(self) -> int:
-        snap = self._snapshot()
-        return snap.percentage if snap is not None else self.progress_percentage
+        return self._live().percentage
 
     def get_cached_progress_state(self) -> str:
-        snap = self._snapshot()
-        return snap.label if snap is not None and snap.label else self.progress_state
+        return self._live().label
 
     def clear_cache(self) -> None:
         from .conf import get_progress_store
