@@ -1,9 +1,9 @@
 import pytest
 from django.contrib.auth import get_user_model
+from ferry_core_testproject.testapp.models import ExportJob, ScriptedJob
 
 from task_ferry.handler import JobHandler
 from task_ferry.models import Job
-from ferry_core_testproject.testapp.models import ExportJob, ScriptedJob
 
 
 @pytest.fixture

@@ -88,8 +88,15 @@ def _load(key: str, group, missing_id: str):
     return instance, errors
 
 
+def _flag(instance, name: str, default=None):
+    try:
+        return getattr(instance, name, default)
+    except Exception:  # a flag computed from configuration that is broken; reported elsewhere
+        return default
+
+
 def _protocol_errors(instance, kind: str, flags, methods) -> list:
-    missing = [f for f in flags if not isinstance(getattr(instance, f, None), bool)]
+    missing = [f for f in flags if not isinstance(_flag(instance, f), bool)]
     missing += [f"{m}()" for m in methods if not callable(getattr(instance, m, None))]
     if not missing:
         return []
@@ -128,7 +135,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors += _positive_number("MAX_JOBS_PER_USER_PER_TYPE", integer=True)
     queue = get_setting("DEFAULT_QUEUE")
     if not isinstance(queue, str) or not queue:
-        errors.append(Error(f'TASK_FERRY["DEFAULT_QUEUE"] must be a non-empty string, got {queue!r}.', id="task_ferry.E004"))
+        errors.append(
+            Error(f'TASK_FERRY["DEFAULT_QUEUE"] must be a non-empty string, got {queue!r}.', id="task_ferry.E004")
+        )
     interval, ttl = get_setting("PROGRESS_FLUSH_INTERVAL"), get_setting("PROGRESS_CACHE_TIMEOUT")
     if isinstance(interval, int | float) and isinstance(ttl, int | float) and 0 < ttl <= interval:
         errors.append(
@@ -142,17 +151,21 @@ def check_settings(app_configs=None, **kwargs) -> list:
     executor, executor_errors = _load("EXECUTOR", EXECUTORS, "task_ferry.E002")
     store, store_errors = _load("PROGRESS_STORE", PROGRESS_STORES, "task_ferry.E003")
     errors += executor_errors + store_errors
+    # A plugin's own check() comes first: its flags may need the configuration it reports on.
+    executor_ok = store_ok = False
     if executor is not None:
-        errors += _protocol_errors(executor, "executor", EXECUTOR_FLAGS, EXECUTOR_METHODS)
-        errors += _plugin_check(executor)
+        own = _plugin_check(executor)
+        errors += own or _protocol_errors(executor, "executor", EXECUTOR_FLAGS, EXECUTOR_METHODS)
+        executor_ok = not own
     if store is not None:
-        errors += _protocol_errors(store, "progress store", STORE_FLAGS, STORE_METHODS)
-        errors += _plugin_check(store)
+        own = _plugin_check(store)
+        errors += own or _protocol_errors(store, "progress store", STORE_FLAGS, STORE_METHODS)
+        store_ok = not own
     if (
-        executor is not None
-        and store is not None
-        and getattr(executor, "out_of_process", False)
-        and getattr(store, "supports_cross_process", True) is False
+        executor_ok
+        and store_ok
+        and _flag(executor, "out_of_process", False)
+        and _flag(store, "supports_cross_process", True) is False
     ):
         errors.append(
             Warning(

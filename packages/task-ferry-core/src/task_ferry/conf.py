@@ -68,9 +68,7 @@ def get_setting(key: str) -> Any:
     try:
         return DEFAULTS[key]
     except KeyError:
-        raise KeyError(
-            f"TASK_FERRY has no setting {key!r}; known settings: {', '.join(sorted(DEFAULTS))}."
-        ) from None
+        raise KeyError(f"TASK_FERRY has no setting {key!r}; known settings: {', '.join(sorted(DEFAULTS))}.") from None
 
 
 def unknown_keys() -> list[tuple[str, str | None]]:

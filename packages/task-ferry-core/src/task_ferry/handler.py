@@ -38,6 +38,7 @@ from .states import (
     JOB_STATES_ENDED,
     JOB_STATES_PENDING_OR_RUNNING,
 )
+from .stores.database import DatabaseProgressStore
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -98,7 +99,9 @@ class JobHandler:
     @staticmethod
     def _build(job_type: JobType, user: Any, values: dict[str, Any]) -> Job:
         if not isinstance(values, dict):
-            raise TypeError(f"{type(job_type).__name__}.prepare_values() must return a dict, got {type(values).__name__}.")
+            raise TypeError(
+                f"{type(job_type).__name__}.prepare_values() must return a dict, got {type(values).__name__}."
+            )
         model = job_type.model_class
         known = {f.name for f in model._meta.concrete_fields} | {f.attname for f in model._meta.concrete_fields}
         unknown = sorted(set(values) - known)
@@ -156,6 +159,10 @@ class JobHandler:
             "result": None,
             "executor_task_id": uuid.uuid4().hex,
         }
+        # A cancel flag raised for the previous attempt (whose worker may have died before
+        # clearing it) must not stop the next one. Cleared before the transaction: the
+        # job has ended, so its entry is stale whatever happens next.
+        _quietly("clear", get_progress_store().clear, job.pk)
         with transaction.atomic(using=db):
             if job.user_id is not None:
                 with _creation_lock(db, job_type, job.user_id):
@@ -164,9 +171,8 @@ class JobHandler:
             else:
                 moved = job._transition((JOB_FAILED, JOB_CANCELLED), JOB_PENDING, **fields)
             if not moved:
-                raise JobNotRetryable(
-                    f"Job {job.pk} is {job.state!r}; only failed or cancelled jobs can be retried."
-                )
+                raise JobNotRetryable(f"Job {job.pk} is {job.state!r}; only failed or cancelled jobs can be retried.")
+
             if executor.supports_defer_on_commit:
                 transaction.on_commit(lambda: _submit(executor, [job], db), using=db)
         signals.send(signals.job_retried, job_type, job)
@@ -285,7 +291,9 @@ class JobHandler:
         days = get_setting("JOB_EXPIRY_DAYS") if days is None else days
         if not isinstance(days, int) or isinstance(days, bool) or days < 0:
             raise ValueError(f"days must be a non-negative whole number, got {days!r}.")
-        return Job._base_manager.filter(state__in=JOB_STATES_ENDED, created_at__lt=timezone.now() - timedelta(days=days))
+        return Job._base_manager.filter(
+            state__in=JOB_STATES_ENDED, created_at__lt=timezone.now() - timedelta(days=days)
+        )
 
     @classmethod
     def cleanup_old_jobs(cls, days: int | None = None) -> int:
@@ -296,10 +304,7 @@ class JobHandler:
         old = cls.old_jobs(days)
         deleted = 0
         while True:
-            ids = list(
-                old.order_by("pk")
-                .values_list("pk", flat=True)[:_CLEANUP_CHUNK]
-            )
+            ids = list(old.order_by("pk").values_list("pk", flat=True)[:_CLEANUP_CHUNK])
             if not ids:
                 return deleted
             for job in _specifics(ids):
@@ -309,6 +314,10 @@ class JobHandler:
                     logger.exception("task-ferry: before_delete failed for job %s; deleting it anyway.", job.pk)
             Job._base_manager.filter(pk__in=ids).delete()
             ProgressRecord.objects.filter(job_id__in=ids).delete()
+            store = get_progress_store()
+            if not isinstance(store, DatabaseProgressStore):  # its rows went with ProgressRecord above
+                for pk in ids:
+                    _quietly("clear", store.clear, pk)
             deleted += len(ids)
 
 

@@ -26,7 +26,8 @@ class LiveProgress:
 
 
 def live_progress(jobs: Iterable, on_store_error: Callable[[Exception], None] | None = None) -> dict[int, LiveProgress]:
-    """``{job.pk: LiveProgress}`` for ``jobs`` (Job instances), with one store round trip.
+    """``{job.pk: LiveProgress}`` for ``jobs`` (Job instances), with one store round trip
+    (and one query, only when some running job has no snapshot).
 
     If the store cannot be read, ``on_store_error(exc)`` is called and the
     database values are used; without ``on_store_error`` the error propagates."""
@@ -40,8 +41,26 @@ def live_progress(jobs: Iterable, on_store_error: Callable[[Exception], None] | 
             if on_store_error is None:
                 raise
             on_store_error(exc)
+    # A job that had not ended when its row was read and has no snapshot may have
+    # ended since (the runner clears the store after recording the end). Re-read
+    # those rows in one query, or the reader would show stale progress going backwards.
+    vanished = [pk for pk in running if pk not in snapshots]
+    fresh = {}
+    if vanished:
+        from .models import Job
+
+        fresh = {
+            pk: (state, pct, label)
+            for pk, state, pct, label in Job._base_manager.filter(
+                pk__in=vanished, state__in=JOB_STATES_ENDED
+            ).values_list("pk", "state", "progress_percentage", "progress_state")
+        }
     out = {}
     for job in jobs:
+        if job.pk in fresh:
+            state, pct, label = fresh[job.pk]
+            out[job.pk] = LiveProgress(state, pct, label, "database")
+            continue
         snap = snapshots.get(job.pk)
         if snap is None or job.state in JOB_STATES_ENDED:
             out[job.pk] = LiveProgress(job.state, job.progress_percentage, job.progress_state, "database")

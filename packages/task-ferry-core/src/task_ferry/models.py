@@ -197,9 +197,7 @@ class Job(models.Model):
         return self._transition([JOB_PENDING], JOB_STARTED, started_at=timezone.now())
 
     def mark_finished(self) -> bool:
-        return self._transition(
-            [JOB_STARTED], JOB_FINISHED, progress_percentage=100, finished_at=timezone.now()
-        )
+        return self._transition([JOB_STARTED], JOB_FINISHED, progress_percentage=100, finished_at=timezone.now())
 
     def mark_failed(self, error: str, human_readable_error: str = "") -> bool:
         return self._transition(

@@ -77,8 +77,7 @@ class PluginGroup:
                 return eps[name].load()
             except Exception as exc:
                 raise PluginNotFound(
-                    f"The {self.kind} {name!r} is installed but failed to import: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"The {self.kind} {name!r} is installed but failed to import: {type(exc).__name__}: {exc}"
                 ) from exc
         if "." in name:
             module_path, _, attr = name.rpartition(".")

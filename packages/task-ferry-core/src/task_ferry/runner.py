@@ -129,7 +129,9 @@ def _safely(what: str, job: Job, fn, *args) -> None:
     try:
         fn(*args)
     except Exception:
-        logger.exception("task-ferry: %s raised for job %s (%s); the job's outcome is unchanged.", what, job.pk, job.type)
+        logger.exception(
+            "task-ferry: %s raised for job %s (%s); the job's outcome is unchanged.", what, job.pk, job.type
+        )
 
 
 def load_job(job_id: int, job_type: str | None = None) -> Job:
@@ -169,16 +171,20 @@ def run_job(job_id: int, job_type: str | None = None) -> RunResult:
     except Exception as e:  # the job's own failure: record it
         exc, outcome = e, JOB_FAILED
 
+    intended = outcome
     outcome = _record(job, outcome, progress, _json_result(job, value) if outcome == JOB_FINISHED else None, exc)
+    # Hooks belong to whoever recorded the end: this runner, or (for a cancel of a
+    # started job) the canceller, who leaves the hooks to the runner.
+    ours = outcome in (intended, JOB_CANCELLED)
     final = Snapshot(job_id, outcome, job.progress_percentage, job.progress_state, time.time())
     try:
         store.clear(job_id, final)
     except Exception as e:
         store_health.failed(store, e)
 
-    if outcome == JOB_FINISHED:
+    if outcome == JOB_FINISHED and ours:
         signals.send(signals.job_finished, job_type_obj, job)
-    elif outcome == JOB_FAILED and exc is not None:
+    elif outcome == JOB_FAILED and ours and exc is not None:
         logger.error("task-ferry: job %s (%s) failed", job.pk, job.type, exc_info=exc)
         _safely("on_error", job, job_type_obj.on_error, job, exc)
         signals.send(signals.job_failed, job_type_obj, job, exc=exc)

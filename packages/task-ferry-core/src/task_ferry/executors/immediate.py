@@ -23,7 +23,9 @@ class ImmediateExecutor(BaseExecutor):
         super().__init__(options)
         unknown = set(self.options) - {"RAISE_EXCEPTIONS"}
         if unknown:
-            raise ValueError(f"unknown OPTIONS {sorted(unknown)} for the immediate executor; it takes RAISE_EXCEPTIONS.")
+            raise ValueError(
+                f"unknown OPTIONS {sorted(unknown)} for the immediate executor; it takes RAISE_EXCEPTIONS."
+            )
         self.raise_exceptions = bool(self.options.get("RAISE_EXCEPTIONS", True))
 
     def submit(self, dispatch: Dispatch) -> str | None:

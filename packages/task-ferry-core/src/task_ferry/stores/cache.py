@@ -42,7 +42,9 @@ class CacheProgressStore:
         options = dict(options or {})
         unknown = set(options) - {"CACHE_ALIAS", "TIMEOUT"}
         if unknown:
-            raise ValueError(f"unknown OPTIONS {sorted(unknown)} for the cache store; it takes CACHE_ALIAS and TIMEOUT.")
+            raise ValueError(
+                f"unknown OPTIONS {sorted(unknown)} for the cache store; it takes CACHE_ALIAS and TIMEOUT."
+            )
         self.alias = options.get("CACHE_ALIAS", "default")
         self.timeout = options.get("TIMEOUT", 3600)
         if not isinstance(self.timeout, int | float) or self.timeout <= 0:
@@ -101,7 +103,9 @@ class CacheProgressStore:
         self.cache.delete_many([_key(job_id), _cancel_key(job_id)])
 
     def subscribe(self, job_id: int, timeout: float) -> Iterator[Snapshot]:
-        raise Unsupported("the cache progress store has no live channel (supports_subscribe is False); poll read_many().")
+        raise Unsupported(
+            "the cache progress store has no live channel (supports_subscribe is False); poll read_many()."
+        )
 
     def check(self) -> list:
         from django.conf import settings
@@ -110,7 +114,7 @@ class CacheProgressStore:
         if self.alias not in settings.CACHES:
             return [
                 Error(
-                    f'The cache progress store uses CACHES[{self.alias!r}], which is not configured.',
+                    f"The cache progress store uses CACHES[{self.alias!r}], which is not configured.",
                     hint=f'Add {self.alias!r} to CACHES or set TASK_FERRY["PROGRESS_STORE"]["OPTIONS"]["CACHE_ALIAS"].',
                     id="task_ferry.E007",
                 )

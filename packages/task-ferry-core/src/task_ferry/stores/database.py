@@ -114,7 +114,14 @@ class DatabaseProgressStore:
     # ── Protocol ───────────────────────────────────────────────────────────────
 
     def write(self, snapshot: Snapshot) -> bool:
-        params = [snapshot.job_id, snapshot.state, snapshot.percentage, snapshot.label[:255], False, snapshot.updated_at]
+        params = [
+            snapshot.job_id,
+            snapshot.state,
+            snapshot.percentage,
+            snapshot.label[:255],
+            False,
+            snapshot.updated_at,
+        ]
         if self._sqlite_main_busy():
             # SQLite: our own open transaction holds the write lock; only read the flag.
             rows = self._execute(f"SELECT cancel_requested FROM {TABLE} WHERE job_id = %s", [snapshot.job_id], True)
@@ -171,7 +178,9 @@ class DatabaseProgressStore:
         self._execute(f"DELETE FROM {TABLE} WHERE job_id = %s", [job_id])
 
     def subscribe(self, job_id: int, timeout: float) -> Iterator[Snapshot]:
-        raise Unsupported("the database progress store has no live channel (supports_subscribe is False); poll read_many().")
+        raise Unsupported(
+            "the database progress store has no live channel (supports_subscribe is False); poll read_many()."
+        )
 
     def check(self) -> list:
         from django.conf import settings

@@ -66,3 +66,26 @@ class ScriptedJobType(JobType):
 
 
 ALL = [ExportJobType, ScriptedJobType]
+
+
+class CheckLoopJobType(JobType):
+    """Works without ever calling ``increment``: sleeps ``step_sleep`` then calls
+    ``progress.check()``, ``steps`` times. Proves that ``check()`` alone notices a
+    cancel (tests/test_progress.py)."""
+
+    type = "check_loop"
+    model_class = ScriptedJob
+    max_count = 1000
+
+    def run(self, job: ScriptedJob, progress):
+        ScriptedJob._base_manager.filter(pk=job.pk).update(body_runs=F("body_runs") + 1)
+        for _ in range(job.steps):
+            time.sleep(job.step_sleep)
+            progress.check()
+        return {"checked": job.steps}
+
+    def on_cancelled(self, job):
+        _record_hook(job, "on_cancelled")
+
+
+ALL.append(CheckLoopJobType)
