@@ -9,7 +9,9 @@ store only reads the cancel flag, and the next flush outside it writes again
 (``supports_mid_transaction`` is False there).
 
 A flush is one statement (``INSERT ... ON CONFLICT ... RETURNING``) on
-PostgreSQL and SQLite >= 3.35; two elsewhere.
+PostgreSQL and SQLite >= 3.35; two elsewhere. The same statement reads the
+job row's state, so a job recorded ``cancelled`` stops at its next flush even
+if the cancel flag could not be written.
 
 OPTIONS: ``DATABASE`` (alias, default ``"default"``), ``SQLITE_TIMEOUT``
 (seconds to wait for SQLite's write lock, default 0.2).
@@ -29,6 +31,7 @@ from ..protocols import Snapshot
 
 TABLE = "task_ferry_progress"
 _COLUMNS = "job_id, state, percentage, label, cancel_requested, updated_at"
+_JOB_CANCELLED = "EXISTS (SELECT 1 FROM task_ferry_job WHERE id = %s AND state = 'cancelled')"
 
 
 class DatabaseProgressStore:
@@ -123,27 +126,38 @@ class DatabaseProgressStore:
             snapshot.updated_at,
         ]
         if self._sqlite_main_busy():
-            # SQLite: our own open transaction holds the write lock; only read the flag.
-            rows = self._execute(f"SELECT cancel_requested FROM {TABLE} WHERE job_id = %s", [snapshot.job_id], True)
-            return bool(rows and rows[0][0])
+            # SQLite: our own open transaction holds the write lock; only read the flags.
+            rows = self._execute(
+                f"SELECT (SELECT cancel_requested FROM {TABLE} WHERE job_id = %s), {_JOB_CANCELLED}",
+                [snapshot.job_id, snapshot.job_id],
+                True,
+            )
+            return bool(rows and (rows[0][0] or rows[0][1]))
         if self._upsert_supported():
+            # The job row is the authority on cancellation: reading it in the same
+            # statement stops the job even if the cancel flag itself was never written.
             rows = self._execute(
                 f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
                 f"ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, percentage = excluded.percentage, "
-                f"label = excluded.label, updated_at = excluded.updated_at RETURNING cancel_requested",
-                params,
+                f"label = excluded.label, updated_at = excluded.updated_at "
+                f"RETURNING cancel_requested, {_JOB_CANCELLED}",
+                [*params, snapshot.job_id],
                 True,
             )
-            return bool(rows and rows[0][0])
+            return bool(rows and (rows[0][0] or rows[0][1]))
         self._execute(
             f"UPDATE {TABLE} SET state = %s, percentage = %s, label = %s, updated_at = %s WHERE job_id = %s",
             [snapshot.state, snapshot.percentage, snapshot.label[:255], snapshot.updated_at, snapshot.job_id],
         )
-        rows = self._execute(f"SELECT cancel_requested FROM {TABLE} WHERE job_id = %s", [snapshot.job_id], True)
+        rows = self._execute(
+            f"SELECT cancel_requested, {_JOB_CANCELLED} FROM {TABLE} WHERE job_id = %s",
+            [snapshot.job_id, snapshot.job_id],
+            True,
+        )
         if not rows:
             self._execute(f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", params)
-            return False
-        return bool(rows[0][0])
+            return bool(self._execute(f"SELECT {_JOB_CANCELLED}", [snapshot.job_id], True)[0][0])
+        return bool(rows[0][0] or rows[0][1])
 
     def read_many(self, job_ids: Iterable[int]) -> dict[int, Snapshot]:
         ids = [int(i) for i in job_ids]
