@@ -309,7 +309,7 @@ def test_stats(jobs):
     data = json.loads(ferry("stats", "--json")[0])
     assert data == {
         "total": 6,
-        "by_state": {"pending": 2, "started": 1, "finished": 1, "failed": 1, "cancelled": 1},
+        "by_state": {"pending": 2, "started": 1, "finished": 1, "failed": 1, "cancelled": 1, "retrying": 0},
         "by_type": {"export_table": 1, "scripted": 5},
         "by_queue": {"default": 3, "exports": 1, "slow": 2},
         "queue_depths": {"slow": 2},

@@ -380,7 +380,7 @@ def test_check_raises_job_cancelled_when_a_cancel_is_pending(transactional_db, r
 @pytest.fixture
 def broken_store(monkeypatch):
     # A fresh outage tracker: another test may already have reported this store down.
-    monkeypatch.setattr(runner, "store_health", runner._StoreHealth())
+    monkeypatch.setattr(runner, "store_health", type(runner.store_health)())
     BrokenStore.writes = 0
     with override_settings(
         TASK_FERRY=_settings(PROGRESS_STORE=f"{__name__}.BrokenStore", PROGRESS_FLUSH_INTERVAL=0.01)

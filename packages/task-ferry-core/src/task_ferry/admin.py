@@ -10,7 +10,10 @@ What it guarantees:
   transition. Cancelling goes through ``JobHandler.cancel`` (the action
   "Cancel selected jobs", for users with the ``change_job`` permission).
 * The detail page shows the fields of the job's own model (``job.specific``)
-  after the base fields, e.g. an ``ExportJob``'s ``table_id``.
+  after the base fields, e.g. an ``ExportJob``'s ``table_id``; then its
+  attempts (number, times, outcome, error) and the last :data:`LOG_TAIL` lines
+  of its log, with a link to all of them: the "Job logs" list, read-only and
+  paginated, filtered to the job.
 * The progress column shows live values from the progress store for jobs that
   have not ended, read with one ``read_many`` call per changelist page (never
   one per row); ended jobs show what the database recorded. If the store cannot
@@ -24,21 +27,44 @@ import logging
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.forms import modelform_factory
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from .exceptions import JobDoesNotExist, JobNotCancellable
 from .handler import JobHandler
 from .live import live_progress
-from .models import Job
+from .logs import tail
+from .models import Job, JobAttempt, JobLog
 from .states import JOB_STATES_ENDED
 
 logger = logging.getLogger("task_ferry.admin")
 
+#: Log lines shown on a job's detail page (all of them are one click away).
+LOG_TAIL = 20
+
 _BASE_FIELDSETS = (
     (None, {"fields": ("id", "type", "content_type", "user", "state", "progress", "queue", "priority", "run_after")}),
-    ("Outcome", {"fields": ("error", "human_readable_error", "result")}),
-    ("Run", {"fields": ("attempts", "executor_task_id", "created_at", "updated_at", "started_at", "finished_at")}),
+    ("Outcome", {"fields": ("error_code", "error", "human_readable_error", "result")}),
+    (
+        "Run",
+        {
+            "fields": (
+                "attempts",
+                "max_attempts",
+                "timeout",
+                "executor_task_id",
+                "created_at",
+                "updated_at",
+                "started_at",
+                "heartbeat_at",
+                "finished_at",
+            )
+        },
+    ),
+    ("Attempts", {"fields": ("attempt_history",)}),
+    ("Log", {"fields": ("log_tail",)}),
 )
 
 
@@ -132,6 +158,52 @@ class JobAdmin(admin.ModelAdmin):
             return bar
         return format_html('{} <span title="{}">{}</span>', bar, label, Truncator(label).chars(40))
 
+    # ── Attempts and log (detail page) ─────────────────────────────────────────
+
+    @admin.display(description="attempts")
+    def attempt_history(self, obj: Job):
+        rows = list(JobAttempt.objects.filter(job_id=obj.pk).order_by("number"))
+        if not rows:
+            return "No attempt has ended yet."
+
+        def when(value) -> str:
+            return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+        body = format_html_join(
+            "",
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td title="{}">{}</td></tr>',
+            (
+                (a.number, when(a.started_at), when(a.ended_at), a.outcome, a.traceback, Truncator(a.error).chars(120))
+                for a in rows
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>started</th><th>ended</th><th>outcome</th><th>error</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="log")
+    def log_tail(self, obj: Job):
+        lines = tail(obj.pk, LOG_TAIL)
+        if not lines:
+            return "No log lines."
+        url = reverse(f"{self.admin_site.name}:{JobLog._meta.app_label}_joblog_changelist")
+        body = format_html_join(
+            "\n",
+            "{} {} [{}] {}",
+            (
+                (line.seq, timezone.localtime(line.created_at).strftime("%H:%M:%S"), line.level, line.message)
+                for line in lines
+            ),
+        )
+        return format_html(
+            '<pre style="white-space: pre-wrap; margin: 0">{}</pre><a href="{}?job__id__exact={}">All log lines</a>',
+            body,
+            url,
+            obj.pk,
+        )
+
     # ── Actions ────────────────────────────────────────────────────────────────
 
     @admin.action(description="Cancel selected jobs", permissions=["cancel"])
@@ -160,3 +232,28 @@ class JobAdmin(admin.ModelAdmin):
                 f"{_plural(ended, 'job')} had already ended and {'was' if ended == 1 else 'were'} left unchanged.",
                 messages.WARNING,
             )
+
+
+@admin.register(JobLog)
+class JobLogAdmin(admin.ModelAdmin):
+    """Every job's log lines, read-only and paginated; the job page links here filtered to its job."""
+
+    list_display = ("job_id", "seq", "created_at", "level", "logger", "short_message")
+    list_filter = ("level",)
+    search_fields = ("job__id__exact", "message")
+    ordering = ("job_id", "seq")
+    list_per_page = 100
+    show_full_result_count = False  # a COUNT over every job's lines is the slow part of a big log table
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # lines go with their job (cleanup)
+
+    @admin.display(description="message")
+    def short_message(self, obj: JobLog) -> str:
+        return Truncator(obj.message).chars(200)

@@ -56,6 +56,10 @@ def _positive_number(key: str, integer: bool = False, allow_zero: bool = False) 
     ]
 
 
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _load(key: str, group, missing_id: str):
     try:
         parsed = parse_plugin_setting(key)
@@ -133,6 +137,19 @@ def check_settings(app_configs=None, **kwargs) -> list:
     errors += _positive_number("PROGRESS_CACHE_TIMEOUT", integer=True)
     errors += _positive_number("JOB_EXPIRY_DAYS", integer=True, allow_zero=True)
     errors += _positive_number("MAX_JOBS_PER_USER_PER_TYPE", integer=True)
+    errors += _positive_number("HEARTBEAT_INTERVAL")
+    errors += _positive_number("HEARTBEAT_TIMEOUT")
+    errors += _positive_number("TIMEOUT_GRACE", allow_zero=True)
+    beat, limit = get_setting("HEARTBEAT_INTERVAL"), get_setting("HEARTBEAT_TIMEOUT")
+    if _number(beat) and _number(limit) and 0 < limit <= beat:
+        errors.append(
+            Error(
+                f'TASK_FERRY["HEARTBEAT_TIMEOUT"] ({limit}s) must be longer than HEARTBEAT_INTERVAL ({beat}s), '
+                f"or the reaper ends healthy jobs between two of their heartbeats.",
+                hint="Make HEARTBEAT_TIMEOUT several times HEARTBEAT_INTERVAL (defaults: 60 and 10).",
+                id="task_ferry.E004",
+            )
+        )
     queue = get_setting("DEFAULT_QUEUE")
     if not isinstance(queue, str) or not queue:
         errors.append(

@@ -15,6 +15,11 @@ key                            default         meaning
 ``JOB_EXPIRY_DAYS``            ``7``           ``cleanup_old_jobs`` deletes ended jobs older than this
 ``MAX_JOBS_PER_USER_PER_TYPE`` ``5``           default ``JobType.max_count``
 ``DEFAULT_QUEUE``              ``"default"``   queue for types without ``queue`` (0.1.1: ``CELERY_QUEUE``)
+``HEARTBEAT_INTERVAL``         ``10``          seconds between two heartbeats of a running job
+``HEARTBEAT_TIMEOUT``          ``60``          the reaper ends a started job whose heartbeat is older
+``TIMEOUT_GRACE``              ``10``          seconds between SIGTERM and SIGKILL for a job past its
+                                               timeout; also how long the reaper waits after a
+                                               timeout before it steps in
 =============================  ==============  =====================================================
 """
 
@@ -36,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "JOB_EXPIRY_DAYS": 7,
     "MAX_JOBS_PER_USER_PER_TYPE": 5,
     "DEFAULT_QUEUE": "default",
+    "HEARTBEAT_INTERVAL": 10,
+    "HEARTBEAT_TIMEOUT": 60,
+    "TIMEOUT_GRACE": 10,
 }
 
 #: 0.1.1 keys that still work, mapped to their current name.
@@ -113,6 +121,18 @@ def flush_interval() -> float:
     return float(get_setting("PROGRESS_FLUSH_INTERVAL"))
 
 
+def heartbeat_interval() -> float:
+    return float(get_setting("HEARTBEAT_INTERVAL"))
+
+
+def heartbeat_timeout() -> float:
+    return float(get_setting("HEARTBEAT_TIMEOUT"))
+
+
+def timeout_grace() -> float:
+    return float(get_setting("TIMEOUT_GRACE"))
+
+
 _instances: dict[str, Any] = {}
 
 
@@ -161,6 +181,18 @@ def reset() -> None:
         close = getattr(inst, "close", None)
         if callable(close):
             close()
+    _instances.clear()
+
+
+#: Plugin instances a forked child stopped using; kept referenced so that they are
+#: never finalised there (finalising a connection would talk on the parent's socket).
+_abandoned: list[Any] = []
+
+
+def forget_after_fork() -> None:
+    """In a forked child: drop the inherited plugin instances *without* closing them,
+    so the child builds its own (the parent keeps using the originals)."""
+    _abandoned.extend(_instances.values())
     _instances.clear()
 
 

@@ -18,6 +18,26 @@ class JobCancelled(TaskFerryError):
     """
 
 
+class JobTimedOut(TaskFerryError):
+    """The job ran past its timeout (``JobType.timeout`` or the job's ``timeout``).
+
+    Raised inside ``run`` at the first progress flush after the deadline (or,
+    with ``isolation = "process"``, when the runner stops the job's process).
+    The job is recorded ``failed`` with ``error_code = "timeout"`` (or retried,
+    if the type's ``retry_on`` matches it), and ``on_error`` gets this exception.
+    """
+
+
+class WorkerLost(TaskFerryError):
+    """The process running a job died without recording an outcome.
+
+    Not raised in a job: the reaper (``manage.py ferry reap``) passes it to
+    ``on_error`` and the retry policy when it ends a job whose heartbeat stopped
+    (``error_code = "worker_lost"``), and the runner does when a job's isolated
+    process dies.
+    """
+
+
 class JobNotCancellable(TaskFerryError):
     """Raised when cancel() is called on a job that has already ended."""
 

@@ -1,5 +1,6 @@
 """``JobHandler``: the one facade for creating, dispatching, cancelling, retrying
-and cleaning up jobs (0.1.1 API plus ``create_many``, ``retry`` and ``queue_depths``)."""
+and cleaning up jobs (0.1.1 API plus ``create_many``, ``retry``, ``queue_depths``,
+``reap`` and ``get_logs``)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ from .protocols import Dispatch
 from .registry import JobType, job_type_registry
 from .runner import run_job
 from .states import (
+    ERROR_DISPATCH_FAILED,
     JOB_CANCELLED,
     JOB_FAILED,
     JOB_PENDING,
     JOB_STARTED,
     JOB_STATES_ENDED,
     JOB_STATES_PENDING_OR_RUNNING,
+    JOB_STATES_WAITING,
 )
 from .stores.database import DatabaseProgressStore
 
@@ -56,8 +59,9 @@ class JobHandler:
         """Create a job of a registered type and dispatch it (after the surrounding
         transaction commits, for executors that run elsewhere).
 
-        ``kwargs`` go through ``JobType.prepare_values``; ``queue``, ``priority``
-        and ``run_after`` may be given to override the type's defaults.
+        ``kwargs`` go through ``JobType.prepare_values``; ``queue``, ``priority``,
+        ``run_after``, ``timeout`` (seconds) and ``max_attempts`` may be given to
+        override the type's defaults.
         Raises ``JobTypeNotRegistered``, ``MaxJobCountExceeded``, or whatever
         ``prepare_values`` raises; nothing is written in those cases."""
         return cls.create_many(user, job_type_name, [kwargs])[0]
@@ -115,6 +119,12 @@ class JobHandler:
         priority = values["priority"]
         if not isinstance(priority, int) or not -100 <= priority <= 100:
             raise ValueError(f"priority must be an int from -100 to 100, got {priority!r}.")
+        timeout = values.get("timeout")
+        if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}.")
+        attempts = values.get("max_attempts")
+        if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1):
+            raise ValueError(f"max_attempts must be an int of at least 1 or None, got {attempts!r}.")
         return model(
             user=user,
             # for_concrete_model=False gives proxy models their own content type, so .specific resolves.
@@ -143,7 +153,10 @@ class JobHandler:
     def retry(cls, job: Job | int, user: AbstractBaseUser | None = None) -> Job:
         """Run a failed or cancelled job again (same row, next attempt).
 
-        Raises ``JobNotRetryable`` for a job in any other state."""
+        Attempts keep counting: the job's ``max_attempts`` covers every attempt,
+        so a job that used them all runs once more and is not retried
+        automatically after that. Raises ``JobNotRetryable`` for a job in any
+        other state."""
         if not isinstance(job, Job):
             job = cls.get_job(user, job)
         job_type = job_type_registry.get_by_model(job)
@@ -157,6 +170,8 @@ class JobHandler:
             "started_at": None,
             "finished_at": None,
             "result": None,
+            "error_code": "",
+            "heartbeat_at": None,
             "executor_task_id": uuid.uuid4().hex,
         }
         # A cancel flag raised for the previous attempt (whose worker may have died before
@@ -175,7 +190,7 @@ class JobHandler:
 
             if executor.supports_defer_on_commit:
                 transaction.on_commit(lambda: _submit(executor, [job], db), using=db)
-        signals.send(signals.job_retried, job_type, job)
+        signals.send(signals.job_retried, job_type, job, exc=None, automatic=False)
         if not executor.supports_defer_on_commit:
             _submit(executor, [job], db)
         return job
@@ -226,6 +241,24 @@ class JobHandler:
         return qs.select_related("content_type", "user")[offset : offset + limit]
 
     @classmethod
+    def get_logs(cls, job: Job | int, after: int | None = None, page: int | None = None, page_size: int = 100):
+        """A page of the job's log lines, oldest first (a :class:`task_ferry.logs.LogPage`):
+        by cursor (``after=seq``: lines after it) or by ``page`` number (1-based).
+        Check access first (``get_job(user, id)``): this reads any job's lines."""
+        from .logs import get_logs
+
+        return get_logs(job, after=after, page=page, page_size=page_size)
+
+    @classmethod
+    def reap(cls):
+        """One reaper pass: end jobs whose worker died or that overran their timeout,
+        dispatch due retries. Safe to run concurrently; see :mod:`task_ferry.reaper`.
+        Returns a :class:`task_ferry.reaper.ReapResult`."""
+        from .reaper import reap
+
+        return reap()
+
+    @classmethod
     def queue_depths(cls) -> dict[str, int]:
         """Pending jobs per queue, in one query."""
         rows = Job._base_manager.filter(state=JOB_PENDING).values_list("queue").annotate(n=Count("pk")).order_by()
@@ -235,15 +268,15 @@ class JobHandler:
 
     @classmethod
     def cancel(cls, user: AbstractBaseUser | None, job_id: int) -> Job:
-        """Cancel a pending or running job; idempotent for a cancelled one.
+        """Cancel a pending, retrying or running job; idempotent for a cancelled one.
 
-        A pending job is cancelled at once and never runs its body (its engine
-        task is also revoked where the executor can). A running job is recorded
+        A pending or retrying job is cancelled at once and never runs its body
+        (again; its engine task is also revoked where the executor can). A running job is recorded
         cancelled at once and stops at its next progress flush. Whichever of
         cancel and finish commits first wins; the job record, the store and the
         hooks then agree on it. Raises ``JobNotCancellable`` for an ended job."""
         job = cls.get_job(user, job_id)
-        if job._transition((JOB_PENDING,), JOB_CANCELLED, finished_at=timezone.now()):
+        if job._transition(JOB_STATES_WAITING, JOB_CANCELLED, finished_at=timezone.now()):
             cls._after_pending_cancel(job)
             return job
         if job.state == JOB_CANCELLED:
@@ -423,6 +456,7 @@ def _submit(executor, jobs: list[Job], db: str) -> None:
                     (JOB_PENDING,),
                     JOB_FAILED,
                     error=f"dispatch failed: {type(exc).__name__}: {exc}",
+                    error_code=ERROR_DISPATCH_FAILED,
                     human_readable_error="The job could not be handed to the worker queue; try again later.",
                     finished_at=timezone.now(),
                 )

@@ -26,6 +26,7 @@ from .states import (
     JOB_FAILED,
     JOB_FINISHED,
     JOB_PENDING,
+    JOB_RETRYING,
     JOB_STARTED,
     JOB_STATES_ENDED,
     JOB_STATES_PENDING_OR_RUNNING,
@@ -37,11 +38,14 @@ __all__ = [
     "JOB_FAILED",
     "JOB_FINISHED",
     "JOB_PENDING",
+    "JOB_RETRYING",
     "JOB_STARTED",
     "JOB_STATES_ENDED",
     "JOB_STATES_PENDING_OR_RUNNING",
     "JOB_STATES_RUNNING",
     "Job",
+    "JobAttempt",
+    "JobLog",
     "JobQuerySet",
     "ProgressRecord",
 ]
@@ -59,6 +63,8 @@ LIFECYCLE_FIELDS = frozenset(
         "attempts",
         "result",
         "executor_task_id",
+        "heartbeat_at",
+        "error_code",
     }
 )
 
@@ -118,6 +124,21 @@ class Job(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running the job (see the reaper)."
+    )
+    timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds an attempt may run; empty means the job type's timeout."
+    )
+    max_attempts = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Attempts allowed in all; empty means the job type's retry policy."
+    )
+    error_code = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text='Why the last attempt failed: "exception", "timeout", "worker_lost" or "dispatch_failed".',
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -126,6 +147,9 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["state", "queue"], name="task_ferry_state_queue_idx"),
             models.Index(fields=["user", "type", "state"], name="task_ferry_user_type_idx"),
+            # The reaper's scans: stale heartbeats of started jobs, due retries.
+            models.Index(fields=["state", "heartbeat_at"], name="task_ferry_state_beat_idx"),
+            models.Index(fields=["state", "run_after"], name="task_ferry_state_after_idx"),
         ]
 
     def __str__(self) -> str:
@@ -145,9 +169,12 @@ class Job(models.Model):
     # ── Live store (0.1.1 API) ─────────────────────────────────────────────────
 
     def _live(self):
+        from .conf import get_progress_store
+        from .health import store_health
         from .live import live_progress
 
-        return live_progress([self])[self.pk]
+        # A store outage shows the database values; it never raises from a property read.
+        return live_progress([self], on_store_error=lambda exc: store_health.failed(get_progress_store(), exc))[self.pk]
 
     def get_cached_state(self) -> str:
         return self._live().state
@@ -178,6 +205,19 @@ class Job(models.Model):
         return get_progress_store().write(
             Snapshot(self.pk, self.state, self.progress_percentage, self.progress_state, time.time())
         )
+
+    # ── Logs ───────────────────────────────────────────────────────────────────
+
+    def log(self, message: str, level: str | int = "info") -> None:
+        """Add a line to the job's log (``JobLog``); ``level`` is a name (``"info"``,
+        ``"warning"``, ...) or a ``logging`` level number.
+
+        Inside ``run`` the line is written at once, in one INSERT together with any
+        ``logging`` records captured since the last write (``capture_logs``), and
+        numbered by the runner. Outside a run it is numbered after the job's last line."""
+        from .logs import write_line
+
+        write_line(self, message, level)
 
     # ── State transitions (compare-and-set) ────────────────────────────────────
 
@@ -267,3 +307,45 @@ class ProgressRecord(models.Model):
 
     def __str__(self) -> str:
         return f"progress of job {self.job_id}: {self.percentage}% {self.label}"
+
+
+class JobAttempt(models.Model):
+    """One attempt of a job: written when the attempt ends (by the runner, or by the
+    reaper for an attempt whose worker died or overran its timeout)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_records")
+    number = models.PositiveIntegerField(help_text="1 for the first attempt; equals job.attempts when it started.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    #: ``finished``, ``failed``, ``cancelled``, ``timeout`` or ``worker_lost``.
+    outcome = models.CharField(max_length=32)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("job", "number")
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="task_ferry_attempt_unique")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of job {self.job_id}: {self.outcome}"
+
+
+class JobLog(models.Model):
+    """A line of a job's log. ``seq`` numbers a job's lines 1, 2, 3, ... in the order
+    they were written; read them with ``JobHandler.get_logs``."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    #: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
+    level = models.CharField(max_length=10, default="info")
+    message = models.TextField()
+    #: The ``logging`` logger of a captured record; empty for ``job.log()`` lines.
+    logger = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("job", "seq")
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="task_ferry_log_unique")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} #{self.seq} [{self.level}] {self.message[:60]}"

@@ -121,6 +121,13 @@ class Progress:
         """Record that a flush just happened (the runner's flush calls this)."""
         self._deadline = monotonic() + self._interval
 
+    def _restore(self, percentage: int, label: str) -> None:
+        """Take over where another Progress got to (the runner, for a body that ran
+        in an isolated process)."""
+        self._progress = self._direct = self.total * max(0, min(100, percentage)) / 100
+        if label:
+            self._label = label
+
     # ── Internals ──────────────────────────────────────────────────────────────
 
     def _root(self) -> Progress:

@@ -9,6 +9,8 @@ in ``AppConfig.ready()``::
 
 from __future__ import annotations
 
+import os
+import random
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -36,6 +38,34 @@ class JobType:
     #: -100..100, higher runs sooner where the executor supports priorities.
     priority: int = 0
 
+    # ── Retries (a job's own ``max_attempts`` overrides the type's) ─────────────
+
+    #: Attempts in all, the first included: 1 means never retry.
+    max_attempts: int = 1
+    #: Exceptions that retry (when attempts remain); others fail at once.
+    #: ``JobTimedOut`` and ``WorkerLost`` are ``Exception`` subclasses too.
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    #: Backoff before attempt n+1: ``retry_backoff * 2 ** (n - 1)`` seconds, at most
+    #: ``retry_backoff_max``; with ``retry_jitter``, a uniform random share of that ("full jitter").
+    retry_backoff: float = 2.0
+    retry_backoff_max: float = 300.0
+    retry_jitter: bool = True
+
+    # ── Timeouts and isolation ─────────────────────────────────────────────────
+
+    #: Seconds an attempt may run; None: no limit. A job's own ``timeout`` overrides it.
+    timeout: float | None = None
+    #: None: ``run`` runs in the worker's thread. ``"process"``: in a child process
+    #: the runner can kill, so a job that never reaches a progress flush still
+    #: stops at its timeout (SIGTERM, then SIGKILL after ``TIMEOUT_GRACE``).
+    isolation: str | None = None
+
+    # ── Logs ───────────────────────────────────────────────────────────────────
+
+    #: Also store the ``logging`` records emitted by the thread running the job
+    #: (those that pass the loggers' levels) as job log lines.
+    capture_logs: bool = False
+
     # ── Hooks (all optional) ───────────────────────────────────────────────────
 
     def prepare_values(self, values: dict[str, Any], user: Any) -> dict[str, Any]:
@@ -56,7 +86,12 @@ class JobType:
         """Called after every run, whatever its outcome (finished, failed or cancelled)."""
 
     def on_error(self, job: Job, exc: BaseException) -> None:
-        """Called after the job is recorded as failed."""
+        """Called after the job is recorded as failed (``exc`` is ``JobTimedOut`` for a
+        timeout, ``WorkerLost`` when the reaper ends a job whose worker died)."""
+
+    def on_retry(self, job: Job, exc: BaseException) -> None:
+        """Called after a failed attempt is recorded and the next one scheduled
+        (``job.run_after`` says when)."""
 
     def on_cancelled(self, job: Job) -> None:
         """Called once after the job is recorded as cancelled."""
@@ -75,6 +110,23 @@ class JobType:
         from .conf import get_setting
 
         return self.queue or str(get_setting("DEFAULT_QUEUE"))
+
+    def get_max_attempts(self, job: Job) -> int:
+        return job.max_attempts if job.max_attempts is not None else self.max_attempts
+
+    def get_timeout(self, job: Job) -> float | None:
+        return job.timeout if job.timeout is not None else self.timeout
+
+    def should_retry(self, job: Job, exc: BaseException) -> bool:
+        """Whether the attempt that just ended with ``exc`` gets a successor.
+        ``job.attempts`` is the number of the attempt that ended."""
+        return job.attempts < self.get_max_attempts(job) and isinstance(exc, self.retry_on)
+
+    def retry_delay(self, job: Job) -> float:
+        """Seconds before the next attempt, after attempt number ``job.attempts`` failed."""
+        n = max(1, job.attempts)
+        delay = min(float(self.retry_backoff_max), float(self.retry_backoff) * 2 ** min(n - 1, 62))
+        return random.uniform(0, delay) if self.retry_jitter and delay > 0 else delay
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} type={self.type!r}>"
@@ -114,6 +166,7 @@ class JobTypeRegistry:
             raise ImproperlyConfigured(
                 f"{type(job_type).__name__}.max_count must be a positive int or None, got {job_type.max_count!r}."
             )
+        _check_lifecycle_policy(job_type)
         if job_type.queue is not None and (not isinstance(job_type.queue, str) or not job_type.queue):
             raise ImproperlyConfigured(
                 f"{type(job_type).__name__}.queue must be a non-empty string or None, got {job_type.queue!r}."
@@ -173,6 +226,37 @@ class JobTypeRegistry:
 
     def __repr__(self) -> str:
         return f"<JobTypeRegistry types={list(self._by_type)}>"
+
+
+def _check_lifecycle_policy(job_type: JobType) -> None:
+    name = type(job_type).__name__
+
+    def bad(attr: str, what: str) -> ImproperlyConfigured:
+        return ImproperlyConfigured(f"{name}.{attr} must be {what}, got {getattr(job_type, attr)!r}.")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    if (
+        not isinstance(job_type.max_attempts, int)
+        or isinstance(job_type.max_attempts, bool)
+        or job_type.max_attempts < 1
+    ):
+        raise bad("max_attempts", "an int of at least 1")
+    retry_on = job_type.retry_on
+    if not isinstance(retry_on, tuple) or not all(
+        isinstance(c, type) and issubclass(c, BaseException) for c in retry_on
+    ):
+        raise bad("retry_on", "a tuple of exception classes")
+    for attr in ("retry_backoff", "retry_backoff_max"):
+        if not number(getattr(job_type, attr)) or getattr(job_type, attr) < 0:
+            raise bad(attr, "a number of seconds, 0 or more")
+    if job_type.timeout is not None and (not number(job_type.timeout) or job_type.timeout <= 0):
+        raise bad("timeout", "a positive number of seconds or None")
+    if job_type.isolation not in (None, "process"):
+        raise bad("isolation", 'None or "process"')
+    if job_type.isolation == "process" and not hasattr(os, "fork"):
+        raise ImproperlyConfigured(f'{name}.isolation = "process" needs os.fork, which this platform lacks.')
 
 
 # 0.1.1 exposed the class under a private name.

@@ -5,28 +5,50 @@ compare-and-set (a duplicate delivery finds it claimed and does nothing), run
 the type's ``run`` with a :class:`~task_ferry.progress.Progress` wired to the
 progress store, record the outcome with another compare-and-set, call hooks
 and signals, and clear the store entry.
+
+Around the body it keeps the attempt's lifecycle: a heartbeat (see
+:mod:`task_ferry.heartbeat`), the attempt's deadline (``JobTimedOut`` at the
+first flush past it; or, with ``isolation = "process"``, a killable child, see
+:mod:`task_ferry.isolation`), the job's log (:mod:`task_ferry.logs`), a
+``JobAttempt`` row per attempt, and the retry policy (:mod:`task_ferry.retry`).
+None of it costs a write per increment: a flush writes the store as before,
+plus the heartbeat at most once per ``HEARTBEAT_INTERVAL`` and captured log
+lines when there are some.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import F
+from django.db import router, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from . import signals
-from .conf import flush_interval, get_progress_store
-from .exceptions import JobCancelled
-from .models import Job
+from . import heartbeat, retry, signals
+from .conf import flush_interval, get_executor, get_progress_store, heartbeat_interval, timeout_grace
+from .exceptions import JobCancelled, JobTimedOut, WorkerLost
+from .health import store_health
+from .logs import RunLog, capture
+from .models import Job, JobAttempt
 from .progress import Progress
 from .protocols import Snapshot
-from .registry import job_type_registry
-from .states import JOB_CANCELLED, JOB_FAILED, JOB_FINISHED, JOB_PENDING, JOB_STARTED
+from .registry import JobType, job_type_registry
+from .states import (
+    ERROR_EXCEPTION,
+    ERROR_TIMEOUT,
+    ERROR_WORKER_LOST,
+    JOB_CANCELLED,
+    JOB_FAILED,
+    JOB_FINISHED,
+    JOB_PENDING,
+    JOB_RETRYING,
+    JOB_STARTED,
+)
 
 logger = logging.getLogger("task_ferry.runner")
 
@@ -38,74 +60,80 @@ SKIPPED = "skipped"
 @dataclass
 class RunResult:
     job_id: int
-    #: ``finished``, ``failed``, ``cancelled`` or ``skipped``.
+    #: ``finished``, ``failed``, ``cancelled``, ``retrying`` (the attempt failed and
+    #: another is scheduled; ``exception`` is None) or ``skipped``.
     outcome: str
     value: object = None
     exception: BaseException | None = None
     store_writes: int = 0
 
 
-class _StoreHealth:
-    """Logs a store outage once, not once per flush, and its end once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._down: set[str] = set()
-
-    def failed(self, store: object, exc: BaseException) -> None:
-        name = type(store).__name__
-        with self._lock:
-            if name in self._down:
-                return
-            self._down.add(name)
-        logger.warning(
-            "task-ferry: progress store %s is unreachable (%s: %s); jobs keep running and "
-            "progress will show again when it returns.",
-            name,
-            type(exc).__name__,
-            exc,
-        )
-
-    def ok(self, store: object) -> None:
-        name = type(store).__name__
-        if name in self._down:
-            with self._lock:
-                self._down.discard(name)
-            logger.warning("task-ferry: progress store %s is reachable again.", name)
+class AttemptGone(JobCancelled):
+    """Raised in ``run`` when a heartbeat finds this attempt no longer running: it was
+    cancelled, or given up on (the reaper ended it or moved it to another attempt)."""
 
 
-store_health = _StoreHealth()
+def _timeout_message(timeout: float | None) -> str:
+    return f"The job ran longer than its timeout of {timeout:g}s." if timeout else "The job ran past its deadline."
 
 
 class _Flusher:
-    """Called by the root Progress at most once per interval."""
+    """Called by the root Progress at most once per interval: writes the snapshot and
+    reads the cancel flag (one store round trip), writes captured log lines that are
+    waiting, beats the heartbeat when it is due, and checks the attempt's deadline."""
 
-    __slots__ = ("job_id", "progress", "store", "store_down", "writes")
+    __slots__ = ("beat", "deadline", "job_id", "log", "progress", "store", "store_down", "timeout", "writes")
 
-    def __init__(self, job_id: int, progress: Progress, store) -> None:
+    def __init__(
+        self,
+        job_id: int,
+        progress: Progress,
+        store,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        beat: heartbeat.Beat | None = None,
+        log: RunLog | None = None,
+    ) -> None:
         self.job_id = job_id
         self.progress = progress
         self.store = store
         self.writes = 0
         self.store_down = False
+        self.deadline = deadline
+        self.timeout = timeout
+        self.beat = beat
+        self.log = log
 
     def __call__(self) -> None:
         p = self.progress
-        snap = Snapshot(self.job_id, JOB_STARTED, p.percentage, p._label, time.time())
+        now = time.time()  # the one clock read of a flush: snapshot time, heartbeat and deadline
+        snap = Snapshot(self.job_id, JOB_STARTED, p.percentage, p._label, now)
         try:
             cancel = self.store.write(snap)
             self.writes += 1
-            if self.store_down:
-                self.store_down = False
-                store_health.ok(self.store)
+            self.store_down = False
+            # Every success, not just this flusher's recovery: an outage another job saw
+            # (in this process) ends here too, so the next one is reported again.
+            store_health.ok(self.store)
         except Exception as exc:  # no store error may reach the job's run()
             self.store_down = True
             store_health.failed(self.store, exc)
             # The database row is authoritative for cancellation: check it while the store is away.
-            cancel = Job._base_manager.filter(pk=self.job_id, state=JOB_CANCELLED).exists()
+            try:
+                cancel = Job._base_manager.filter(pk=self.job_id, state=JOB_CANCELLED).exists()
+            except Exception:  # the database is away too: the heartbeat stops, the reaper decides
+                cancel = False
         p.flushed()
+        log = self.log
+        if log is not None and log.buffer:
+            log.flush()
+        beat = self.beat
+        if beat is not None and now >= beat.next_due and heartbeat.beat_inline(beat, now) is False:
+            raise AttemptGone()
         if cancel:
             raise JobCancelled()
+        if self.deadline is not None and now >= self.deadline:
+            raise JobTimedOut(_timeout_message(self.timeout))
 
 
 def _json_result(job: Job, value: object) -> object:
@@ -143,93 +171,264 @@ def load_job(job_id: int, job_type: str | None = None) -> Job:
 
 
 def run_job(job_id: int, job_type: str | None = None) -> RunResult:
-    """Run one job by id. Safe to call twice with the same id, concurrently or not:
-    only the call that claims the pending job runs it."""
+    """Run one attempt of a job by id. Safe to call twice with the same id, concurrently
+    or not: only the call that claims the job runs it.
+
+    The claim is a compare-and-set from ``pending``, or from ``retrying`` once the
+    job's ``run_after`` is due; it counts the attempt (``attempts``) and writes the
+    first heartbeat. Every later write of this attempt is guarded by its number, so
+    a worker that was given up on can never overwrite a later attempt."""
     now = timezone.now()
-    claimed = Job._base_manager.filter(pk=job_id, state=JOB_PENDING).update(
-        state=JOB_STARTED, started_at=now, updated_at=now, attempts=F("attempts") + 1
+    claimed = (
+        Job._base_manager.filter(pk=job_id)
+        .filter(Q(state=JOB_PENDING) | Q(state=JOB_RETRYING, run_after__lte=now))
+        .update(
+            state=JOB_STARTED,
+            started_at=now,
+            updated_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+            error="",
+            human_readable_error="",
+            error_code="",
+            attempts=F("attempts") + 1,
+        )
     )
     if not claimed:
-        logger.debug("task-ferry: job %s is not pending (duplicate delivery or cancelled); skipped.", job_id)
+        logger.debug("task-ferry: job %s is not waiting to run (duplicate delivery or cancelled); skipped.", job_id)
         return RunResult(job_id, SKIPPED)
 
     job = load_job(job_id, job_type)
     job_type_obj = job_type_registry.get_by_model(job)
+    attempt = job.attempts
+    timeout = job_type_obj.get_timeout(job)
+    deadline = time.time() + timeout if timeout else None
     store = get_progress_store()
     progress = Progress(100)
-    flusher = _Flusher(job_id, progress, store)
+    run_log = RunLog(job_id)
+    job._ferry_log = run_log
+    beat = heartbeat.start(job_id, attempt, router.db_for_write(Job), heartbeat_interval())
+    flusher = _Flusher(job_id, progress, store, deadline, timeout, beat, run_log)
     progress.attach(flusher, flush_interval())
     signals.send(signals.job_started, job_type_obj, job)
 
     value = exc = None
+    code = ""
     try:
         job_type_obj.before_run(job)
-        value = job_type_obj.run(job, progress)
+        value = _body(job_type_obj, job, progress, attempt, deadline, timeout)
         outcome = JOB_FINISHED
     except JobCancelled:
         outcome = JOB_CANCELLED
     except Exception as e:  # the job's own failure: record it
-        exc, outcome = e, JOB_FAILED
+        exc, outcome, code = e, JOB_FAILED, _error_code(e)
+    finally:
+        # Also on SystemExit / KeyboardInterrupt: the heartbeat stops, and the reaper takes over.
+        heartbeat.stop(beat)
+        if job_type_obj.isolation == "process":
+            run_log.reseed()  # the child numbered lines too
+        run_log.flush()
 
-    intended = outcome
-    outcome = _record(job, outcome, progress, _json_result(job, value) if outcome == JOB_FINISHED else None, exc)
+    plan = executor = None
+    if outcome == JOB_FAILED:
+        executor, plan = _retry_plan(job_type_obj, job, exc)
+    result = _json_result(job, value) if outcome == JOB_FINISHED else None
+    # One transaction for the outcome and the attempt's row: they agree, and it is one commit (on SQLite
+    # every commit is a sync to disk).
+    with transaction.atomic(using=router.db_for_write(Job)):
+        state, ours = _record(job, attempt, outcome, progress, result, exc, code, plan)
+        _record_attempt(job, attempt, outcome, code, exc)
+    # A cancel that won the race with the failed attempt also cancels the retry.
+    retried = ours and plan is not None and state == plan.state
+    # Nothing to clear when this attempt never wrote a snapshot and was not cancelled
+    # (a cancel's flag is cleared here, or by the canceller whose compare-and-set
+    # lost), unless subscribers wait for the final state: a short job then costs
+    # no store round trip at all.
+    if flusher.writes or state == JOB_CANCELLED or store.supports_subscribe:
+        final = Snapshot(job_id, state, job.progress_percentage, job.progress_state, time.time())
+        try:
+            store.clear(job_id, final)
+        except Exception as e:
+            store_health.failed(store, e)
+
     # Hooks belong to whoever recorded the end: this runner, or (for a cancel of a
     # started job) the canceller, who leaves the hooks to the runner.
-    ours = outcome in (intended, JOB_CANCELLED)
-    final = Snapshot(job_id, outcome, job.progress_percentage, job.progress_state, time.time())
-    try:
-        store.clear(job_id, final)
-    except Exception as e:
-        store_health.failed(store, e)
-
-    if outcome == JOB_FINISHED and ours:
+    if ours and state == JOB_FINISHED:
         signals.send(signals.job_finished, job_type_obj, job)
-    elif outcome == JOB_FAILED and ours and exc is not None:
+    elif ours and state == JOB_FAILED and exc is not None:
         logger.error("task-ferry: job %s (%s) failed", job.pk, job.type, exc_info=exc)
         _safely("on_error", job, job_type_obj.on_error, job, exc)
         signals.send(signals.job_failed, job_type_obj, job, exc=exc)
-    elif outcome == JOB_CANCELLED:
+    elif ours and state == JOB_CANCELLED:
         _safely("on_cancelled", job, job_type_obj.on_cancelled, job)
         signals.send(signals.job_cancelled, job_type_obj, job)
+    elif retried:
+        logger.warning(
+            "task-ferry: attempt %s of job %s (%s) failed (%s); attempt %s is scheduled%s.",
+            attempt,
+            job.pk,
+            job.type,
+            job.error,
+            attempt + 1,
+            f" for {job.run_after.isoformat(timespec='seconds')}" if job.run_after else "",
+        )
+        _safely("on_retry", job, job_type_obj.on_retry, job, exc)
+        signals.send(signals.job_retried, job_type_obj, job, exc=exc, automatic=True)
     _safely("after_run", job, job_type_obj.after_run, job)
+
+    if retried:
+        if plan.how == retry.INLINE:
+            return run_job(job_id, job_type)
+        if plan.how == retry.SUBMIT:
+            retry.submit(executor, job)
+        state = JOB_RETRYING
     return RunResult(
         job_id,
-        outcome,
-        value if outcome == JOB_FINISHED else None,
-        exc if outcome == JOB_FAILED else None,
+        state,
+        value if state == JOB_FINISHED else None,
+        exc if state == JOB_FAILED else None,
         flusher.writes,
     )
 
 
-def _record(job: Job, outcome: str, progress: Progress, result: object, exc: BaseException | None) -> str:
-    """Write the outcome with a compare-and-set from ``started``; return the state that holds.
+def _body(job_type: JobType, job: Job, progress: Progress, attempt: int, deadline, timeout) -> object:
+    if job_type.isolation == "process":
+        from . import isolation
 
-    If the CAS finds the job no longer started, someone else ended it first (a
-    cancel accepted before the job finished): that state wins, and the job's
-    last progress is kept on the row."""
+        return isolation.run(
+            job_type,
+            job,
+            progress,
+            attempt=attempt,
+            deadline=deadline,
+            timeout=timeout,
+            grace=timeout_grace(),
+            flush=flush_interval(),
+            capture_logs=job_type.capture_logs,
+        )
+    if job_type.capture_logs:
+        with capture(job._ferry_log):
+            return job_type.run(job, progress)
+    return job_type.run(job, progress)
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, JobTimedOut):
+        return ERROR_TIMEOUT
+    if isinstance(exc, WorkerLost):
+        return ERROR_WORKER_LOST
+    return ERROR_EXCEPTION
+
+
+def _retry_plan(job_type: JobType, job: Job, exc: BaseException | None):
+    """(executor, Plan) if the policy gives the failed attempt a successor, else (None, None)."""
+    try:
+        if exc is None or not job_type.should_retry(job, exc):
+            return None, None
+        delay = max(0.0, float(job_type.retry_delay(job)))
+    except Exception:
+        logger.exception("task-ferry: the retry policy of job %s (%s) raised; the job fails.", job.pk, job.type)
+        return None, None
+    executor = get_executor()
+    return executor, retry.plan(executor, delay, timezone.now())
+
+
+def _record(
+    job: Job,
+    attempt: int,
+    outcome: str,
+    progress: Progress,
+    result: object,
+    exc: BaseException | None,
+    code: str,
+    plan: retry.Plan | None,
+) -> tuple[str, bool]:
+    """Write the outcome with a compare-and-set from ``started`` (this attempt); return
+    the state that holds and whether this runner owns it (runs its hooks).
+
+    If the CAS finds the attempt no longer started, someone else ended it first:
+    that state wins. A cancel of this attempt is the runner's to finish (the
+    job's last progress is kept on the row, the runner runs ``on_cancelled``);
+    any other end (the reaper, a later attempt) is not."""
     now = timezone.now()
     label = progress._label or job.progress_state
     fields: dict = {"finished_at": now, "updated_at": now, "progress_state": label[:255]}
+    target = outcome
     if outcome == JOB_FINISHED:
         fields.update(progress_percentage=100, result=result)
     else:
         fields["progress_percentage"] = progress.percentage
     if outcome == JOB_FAILED:
         message = str(exc) or type(exc).__name__
-        fields.update(error=message, human_readable_error=f"An error occurred while running the job: {message}")
-    if Job._base_manager.filter(pk=job.pk, state=JOB_STARTED).update(state=outcome, **fields):
-        job.state = outcome
+        if plan is not None:
+            target = plan.state
+            fields.update(retry.fields(plan, attempt, message, code))
+        else:
+            fields.update(
+                error=message,
+                human_readable_error=f"An error occurred while running the job: {message}",
+                error_code=code,
+            )
+    if Job._base_manager.filter(pk=job.pk, state=JOB_STARTED, attempts=attempt).update(state=target, **fields):
+        job.state = target
         for name, value in fields.items():
             setattr(job, name, value)
-        return outcome
+        return target, True
     # Lost the race: keep the state that won, record how far the job got.
-    actual = Job._base_manager.filter(pk=job.pk).values_list("state", flat=True).first()
-    if actual == JOB_CANCELLED:
-        Job._base_manager.filter(pk=job.pk, state=JOB_CANCELLED).update(
+    actual, actual_attempt = Job._base_manager.filter(pk=job.pk).values_list("state", "attempts").first() or (None, 0)
+    if actual == JOB_CANCELLED and actual_attempt == attempt:
+        Job._base_manager.filter(pk=job.pk, state=JOB_CANCELLED, attempts=attempt).update(
             progress_percentage=progress.percentage, progress_state=label[:255]
         )
         job.progress_percentage, job.progress_state = progress.percentage, label
+        job.state = JOB_CANCELLED
+        return JOB_CANCELLED, True
+    if actual_attempt != attempt:
+        logger.warning(
+            "task-ferry: attempt %s of job %s was given up on while it ran (the job is now at attempt %s, %r); "
+            "its outcome is dropped.",
+            attempt,
+            job.pk,
+            actual_attempt,
+            actual,
+        )
     else:
         logger.warning("task-ferry: job %s ended as %r by someone else while running; keeping that.", job.pk, actual)
     job.state = actual or job.state
-    return job.state
+    return job.state, False
+
+
+def _record_attempt(job: Job, attempt: int, outcome: str, code: str, exc: BaseException | None) -> None:
+    """One ``JobAttempt`` row; the first writer of an attempt wins (the reaper may have
+    recorded this one as lost already)."""
+    try:
+        with transaction.atomic(using=router.db_for_write(JobAttempt)):  # a savepoint: a failure here is contained
+            record_attempt(job, attempt, outcome, code, exc)
+    except Exception:
+        logger.exception("task-ferry: could not record attempt %s of job %s.", attempt, job.pk)
+
+
+def record_attempt(
+    job: Job, attempt: int, outcome: str, code: str, exc: BaseException | None, traceback_text: str | None = None
+) -> None:
+    if code in (ERROR_TIMEOUT, ERROR_WORKER_LOST):
+        outcome = code
+    error = (str(exc) or type(exc).__name__) if exc is not None else ""
+    if traceback_text is None:
+        traceback_text = getattr(exc, "_ferry_traceback", None) or (
+            "".join(traceback.format_exception(exc)) if exc is not None and exc.__traceback__ is not None else ""
+        )
+    JobAttempt.objects.bulk_create(
+        [
+            JobAttempt(
+                job_id=job.pk,
+                number=attempt,
+                started_at=job.started_at,
+                ended_at=timezone.now(),
+                outcome=outcome,
+                error=error,
+                traceback=traceback_text,
+            )
+        ],
+        ignore_conflicts=True,
+    )

@@ -1,9 +1,13 @@
 """Django signals sent over a job's life. Each is sent with ``sender`` = the job
-type class and ``job`` = the (specific) job; ``job_failed`` adds ``exc``.
+type class and ``job`` = the (specific) job; ``job_failed`` adds ``exc``
+(``JobTimedOut`` for a timeout, ``WorkerLost`` for a job the reaper ended);
+``job_retried`` adds ``exc`` and ``automatic`` (True: the retry policy scheduled
+another attempt after ``exc``; False: ``JobHandler.retry``, ``exc`` is None).
 
 Receivers run in the process that made the change (the web process for
-``job_created``, the worker for the others); a receiver that raises is logged
-and does not change the job's recorded outcome.
+``job_created``, the worker for the others, the reaper's process for jobs it
+ends or retries); a receiver that raises is logged and does not change the
+job's recorded outcome.
 """
 
 from django.dispatch import Signal

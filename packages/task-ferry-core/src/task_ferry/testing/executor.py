@@ -381,7 +381,9 @@ class ExecutorConformance(ConformanceBase):
         assert snap.label.startswith("step ")
         wait_for_state(job.pk, "finished", self.job_timeout)
         # The runner clears the entry right after recording the end, in another process.
-        wait_until(lambda: job.pk not in progress_store.read_many([job.pk]), 10, f"the store entry of job {job.pk} to clear")
+        wait_until(
+            lambda: job.pk not in progress_store.read_many([job.pk]), 10, f"the store entry of job {job.pk} to clear"
+        )
 
     @requires("supports_queues")
     def test_queue_is_honoured(self, executor):

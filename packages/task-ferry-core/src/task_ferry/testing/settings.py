@@ -71,6 +71,8 @@ def test_databases(prefix: str) -> dict:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(tmp, f"{prefix}.sqlite3"),
-            "TEST": {"NAME": os.environ.get("FERRY_SQLITE_TEST_NAME", os.path.join(tmp, f"{prefix}_test_{pid}.sqlite3"))},
+            "TEST": {
+                "NAME": os.environ.get("FERRY_SQLITE_TEST_NAME", os.path.join(tmp, f"{prefix}_test_{pid}.sqlite3"))
+            },
         }
     }

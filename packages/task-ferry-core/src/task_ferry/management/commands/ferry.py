@@ -3,9 +3,10 @@
 Subcommands::
 
     ferry list [--state S[,S]] [--type T] [--queue Q] [--user USERNAME_OR_ID] [--limit N] [--json]
-    ferry show ID [--json]
-    ferry watch ID [--interval SECONDS]
+    ferry show ID [--logs N] [--json]
+    ferry watch ID [--interval SECONDS] [--no-logs]
     ferry cancel ID
+    ferry reap [--every SECONDS] [--json]
     ferry cleanup [--days N] [--dry-run]
     ferry stats [--json]
     ferry plugins [--json]
@@ -27,6 +28,16 @@ Exit codes (stable; scripts may rely on them):
 ====  ===========================================================================
 
 ``--json`` prints one JSON document on stdout and nothing else there.
+
+``show`` ends with the job's attempts and the last ``--logs`` lines of its log
+(default 20). ``watch`` prints the log lines written while it watches, with one
+query per check for lines after the last one shown.
+
+``reap`` runs one reaper pass (see :mod:`task_ferry.reaper`): jobs whose
+worker stopped beating for ``HEARTBEAT_TIMEOUT`` end failed ("worker lost") or
+are retried, jobs past their timeout are ended (and killed where the executor
+can), due retries are dispatched. Safe from cron and with several instances at
+once; ``--every SECONDS`` keeps it running.
 
 Live progress: for jobs that have not ended, percentage and label come from the
 configured progress store, read once per command with ``read_many`` (never once
@@ -58,7 +69,8 @@ from ...exceptions import (
 )
 from ...handler import JobHandler
 from ...live import live_progress
-from ...models import Job
+from ...logs import tail
+from ...models import Job, JobAttempt, JobLog
 from ...plugins import EXECUTORS, PROGRESS_STORES
 from ...states import ALL_STATES, JOB_CANCELLED, JOB_FINISHED, JOB_STATES_ENDED
 
@@ -168,6 +180,11 @@ def _short(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _log_text(line: JobLog) -> str:
+    when = timezone.localtime(line.created_at).strftime("%H:%M:%S")
+    return f"  {line.seq:>4} {when} [{line.level}] {line.message}"
+
+
 def _bar(pct: int) -> str:
     filled = round(_BAR_WIDTH * pct / 100)
     return "[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]"
@@ -204,8 +221,11 @@ class Command(BaseCommand):
         p.add_argument("--limit", type=_positive_int, default=20, help="At most this many jobs (default 20).")
         p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
-        p = sub.add_parser("show", help="Every field of one job, including its type's own fields.")
+        p = sub.add_parser("show", help="Every field of one job, including its type's own fields, attempts and log.")
         p.add_argument("job_id", type=int, metavar="ID")
+        p.add_argument(
+            "--logs", type=_non_negative_int, default=20, metavar="N", help="Show the last N log lines (default 20)."
+        )
         p.add_argument("--json", action="store_true", help="Print JSON.")
 
         p = sub.add_parser(
@@ -218,6 +238,15 @@ class Command(BaseCommand):
         p.add_argument(
             "--interval", type=_positive_float, default=0.5, help="Seconds between two checks (default 0.5)."
         )
+        p.add_argument("--no-logs", action="store_true", help="Do not print the job's log lines.")
+
+        p = sub.add_parser(
+            "reap",
+            help="End jobs whose worker died or that overran their timeout; dispatch due retries.",
+            description="One reaper pass (safe from cron and with several instances at once).",
+        )
+        p.add_argument("--every", type=_positive_float, metavar="SECONDS", help="Keep running: one pass every SECONDS.")
+        p.add_argument("--json", action="store_true", help="Print what the pass did as JSON.")
 
         p = sub.add_parser("cancel", help="Cancel a pending or running job (exit code 4 if it has already ended).")
         p.add_argument("job_id", type=int, metavar="ID")
@@ -338,8 +367,26 @@ class Command(BaseCommand):
             for f in type(job)._meta.concrete_fields
             if f.name not in own_names and not (f.one_to_one and f.remote_field.parent_link)
         }
+        attempts = list(
+            JobAttempt.objects.filter(job_id=job.pk)
+            .order_by("number")
+            .values("number", "started_at", "ended_at", "outcome", "error")
+        )
+        lines = tail(job.pk, options["logs"]) if options["logs"] else []
         if options["json"]:
-            self._json({**base, "model": type(job)._meta.label, "specific": specific})
+            log = [
+                {"seq": x.seq, "created_at": x.created_at, "level": x.level, "logger": x.logger, "message": x.message}
+                for x in lines
+            ]
+            self._json(
+                {
+                    **base,
+                    "model": type(job)._meta.label,
+                    "specific": specific,
+                    "attempt_history": attempts,
+                    "log_tail": log,
+                }
+            )
             return
         width = max(len(k) for k in [*base, *specific])
         for key, value in base.items():
@@ -348,6 +395,28 @@ class Command(BaseCommand):
             self.stdout.write(f"\n{type(job)._meta.label} fields:")
             for key, value in specific.items():
                 self.stdout.write(f"{key.ljust(width)}  {self._text(value)}")
+        if attempts:
+            self.stdout.write("\nAttempts:")
+            self.stdout.write(
+                "  "
+                + _table(
+                    ["#", "STARTED", "ENDED", "OUTCOME", "ERROR"],
+                    [
+                        [
+                            a["number"],
+                            _time(a["started_at"]),
+                            _time(a["ended_at"]),
+                            a["outcome"],
+                            _short(a["error"], 60),
+                        ]
+                        for a in attempts
+                    ],
+                ).replace("\n", "\n  ")
+            )
+        if lines:
+            self.stdout.write(f"\nLog (last {len(lines)} line(s)):")
+            for line in lines:
+                self.stdout.write(_log_text(line))
 
     @staticmethod
     def _text(value: Any) -> str:
@@ -365,6 +434,26 @@ class Command(BaseCommand):
         job_id, interval = options["job_id"], options["interval"]
         tty = self.stdout.isatty()
         state = {"last": None, "width": 0}
+        logs = {"after": None}
+
+        def print_logs() -> None:
+            # One query per check: the lines after the last one shown (the last 10 on the first check).
+            if options["no_logs"]:
+                return
+            if logs["after"] is None:
+                new = tail(job_id, 10)
+            else:
+                new = list(JobLog.objects.filter(job_id=job_id, seq__gt=logs["after"]).order_by("seq")[:500])
+            if not new:
+                if logs["after"] is None:
+                    logs["after"] = 0
+                return
+            logs["after"] = new[-1].seq
+            if tty and state["width"]:
+                self.stdout.write("\r" + " " * state["width"] + "\r", ending="")  # the bar is drawn again below
+                state["last"], state["width"] = None, 0
+            for line in new:
+                self.stdout.write(_log_text(line))
 
         def draw(job_state: str, pct: int, label: str) -> None:
             shown = (job_state, pct, label)
@@ -397,6 +486,7 @@ class Command(BaseCommand):
 
                 view = live_progress([row], on_store_error=store_down)[job_id]
                 pct, label = view.percentage, view.label
+                print_logs()
                 draw(row.state, pct, label)
                 if subscribe and store_ok:
                     # Ends when the job ends or ``interval`` passes without an update; the
@@ -421,6 +511,7 @@ class Command(BaseCommand):
                 f"Stopped watching; job {job_id} is unaffected. Cancel it with `manage.py ferry cancel {job_id}`.",
                 returncode=EXIT_INTERRUPTED,
             ) from None
+        print_logs()
         draw(row.state, row.progress_percentage, row.progress_state)
         if tty:
             self.stdout.write("")
@@ -446,6 +537,37 @@ class Command(BaseCommand):
         if job is None:
             raise JobDoesNotExist(job_id)
         return job
+
+    # ── reap ───────────────────────────────────────────────────────────────────
+
+    def do_reap(self, options: dict) -> None:
+        from ...reaper import reap, reap_forever
+
+        def report(result) -> None:
+            if options["json"]:
+                self._json(
+                    {
+                        "lost": result.lost,
+                        "timed_out": result.timed_out,
+                        "retried": result.retried,
+                        "killed": result.killed,
+                        "dispatched": result.dispatched,
+                    }
+                )
+                return
+            self.stdout.write(
+                f"Reaped {len(result.lost)} job(s) with a lost worker and {len(result.timed_out)} timed-out "
+                f"job(s) ({len(result.killed)} killed); {len(result.retried)} of them retried; "
+                f"{len(result.dispatched)} due retr{'y' if len(result.dispatched) == 1 else 'ies'} dispatched."
+            )
+
+        if options["every"] is None:
+            report(reap())
+            return
+        try:
+            reap_forever(options["every"], on_pass=lambda result: report(result) if result else None)
+        except KeyboardInterrupt:
+            return
 
     # ── cancel ─────────────────────────────────────────────────────────────────
 

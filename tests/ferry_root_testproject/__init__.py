@@ -1,0 +1,1 @@
+"""The root tests' Django project: cross-package failure tests with real workers."""
