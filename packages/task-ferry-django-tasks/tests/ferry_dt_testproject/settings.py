@@ -7,16 +7,10 @@ Two task backends: ``default`` is django-tasks-db's ``DatabaseBackend`` (run by 
 The task framework is Django 6's ``django.tasks`` or, on Django 5.2, the ``django_tasks`` backport.
 """
 
-import os
-from pathlib import Path
-
 import django
 
-BASE_DIR = Path(__file__).resolve().parent
-SECRET_KEY = "task-ferry-django-tasks-tests"
-DEBUG = False
-USE_TZ = True
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+from task_ferry.testing.settings import *  # noqa: F403
+from task_ferry.testing.settings import test_databases
 
 BACKPORT = django.VERSION < (6, 0)
 
@@ -29,27 +23,7 @@ INSTALLED_APPS = [
     "task_ferry.testing",
 ]
 
-if os.environ.get("FERRY_TEST_DB", "sqlite") == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("FERRY_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("FERRY_PG_PORT", "5432"),
-            "USER": os.environ.get("FERRY_PG_USER", "postgres"),
-            "NAME": os.environ.get("FERRY_PG_NAME", "test"),
-            "TEST": {"NAME": os.environ.get("FERRY_PG_TEST_NAME", f"test_ferry_dt_{os.getpid()}")},
-        }
-    }
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(BASE_DIR / "db.sqlite3"),
-            # Workers, the test process and the progress store's own connection write to one file.
-            "OPTIONS": {"timeout": 20},
-            "TEST": {"NAME": os.environ.get("FERRY_SQLITE_TEST_NAME", f"/tmp/test_ferry_dt_{os.getpid()}.sqlite3")},
-        }
-    }
+DATABASES = test_databases("ferry_dt", sqlite_options={"timeout": 20})
 
 IMMEDIATE_BACKEND = f"{'django_tasks' if BACKPORT else 'django.tasks'}.backends.immediate.ImmediateBackend"
 
@@ -58,7 +32,6 @@ TASKS = {
     "immediate": {"BACKEND": IMMEDIATE_BACKEND},
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 TASK_FERRY = {
     "EXECUTOR": "django_tasks",

@@ -52,8 +52,11 @@ LOGGING = {
 }
 
 
-def test_databases(prefix: str) -> dict:
-    """``DATABASES`` for a test project; ``prefix`` names its test databases (``test_<prefix>_<pid>``)."""
+def test_databases(prefix: str, sqlite_options: dict | None = None) -> dict:
+    """``DATABASES`` for a test project; ``prefix`` names its test databases (``test_<prefix>_<pid>``).
+
+    ``sqlite_options`` go to the SQLite connection (e.g. ``{"timeout": 20}`` when
+    several worker processes write to the file)."""
     pid = os.getpid()
     if os.environ.get("FERRY_TEST_DB", "sqlite") == "postgres":
         return {
@@ -71,6 +74,7 @@ def test_databases(prefix: str) -> dict:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(tmp, f"{prefix}.sqlite3"),
+            "OPTIONS": dict(sqlite_options or {}),
             "TEST": {
                 "NAME": os.environ.get("FERRY_SQLITE_TEST_NAME", os.path.join(tmp, f"{prefix}_test_{pid}.sqlite3"))
             },
