@@ -1,0 +1,605 @@
+"""The job endpoints. Mount them with ``include("task_ferry_drf.urls")``; see the README
+for each endpoint's request, response and status codes.
+
+Common to every job endpoint:
+
+* authentication is required (``IsAuthenticated``, plus whatever
+  ``DEFAULT_PERMISSION_CLASSES`` adds); the authentication classes are DRF's
+  ``DEFAULT_AUTHENTICATION_CLASSES``, so session auth keeps its CSRF check;
+* a job the caller may not see answers exactly like a job that does not exist
+  (404 ``{"detail": "Job not found."}``) -- see :mod:`task_ferry_drf.permissions`;
+* throttling: DRF's ``DEFAULT_THROTTLE_CLASSES`` apply; with
+  ``ScopedRateThrottle`` the scopes are ``task_ferry_read`` (list, detail),
+  ``task_ferry_write`` (create, cancel, retry), ``task_ferry_events`` and
+  ``task_ferry_health``. A scope without a rate is not throttled.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.handlers.asgi import ASGIRequest
+from django.db import DataError, IntegrityError
+from django.db.models import Q
+from django.db.models.signals import pre_save
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from rest_framework import exceptions, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+from rest_framework.views import APIView
+
+from task_ferry import signals
+from task_ferry.exceptions import (
+    JobDoesNotExist,
+    JobNotCancellable,
+    JobNotRetryable,
+    JobTypeNotRegistered,
+    MaxJobCountExceeded,
+)
+from task_ferry.handler import JobHandler
+from task_ferry.models import Job
+from task_ferry.registry import job_type_registry
+from task_ferry.states import JOB_STATES_ENDED
+
+from . import sse
+from ._schema import OpenApiExample, OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from .live import (
+    DETAIL_COLUMNS,
+    MAX_JOB_ID,
+    SUMMARY_COLUMNS,
+    datetime_renderer,
+    detail,
+    json_value,
+    own_fields,
+    read_snapshots,
+    refresh_vanished,
+    subclass_paths,
+    summary,
+    type_name,
+    type_values,
+    types_filter,
+)
+from .permissions import has_permission, sees_all
+from .serializers import (
+    CreateJobSerializer,
+    Cursor,
+    ErrorSerializer,
+    JobDetailSerializer,
+    JobSerializer,
+    ListQuerySerializer,
+)
+
+NOT_FOUND = "Job not found."
+
+#: Fields of the base job that ``values`` may not set: they belong to the lifecycle, the owner
+#: or the dispatch (a type's ``prepare_values`` may still set queue, priority or run_after).
+PROTECTED_FIELDS = frozenset(
+    {"pk"} | {f.name for f in Job._meta.concrete_fields} | {f.attname for f in Job._meta.concrete_fields}
+)
+
+
+class FerryView(APIView):
+    """Base of the job endpoints: authentication required, DRF's settings respected."""
+
+    throttle_scope = "task_ferry_read"
+
+    def get_permissions(self):
+        # Read at request time, so a project-wide permission (say IsAdminUser) applies on top.
+        return [IsAuthenticated(), *(cls() for cls in api_settings.DEFAULT_PERMISSION_CLASSES)]
+
+    def get_throttles(self):
+        throttles = []
+        for cls in self.throttle_classes:
+            throttle = cls()
+            # DRF raises ImproperlyConfigured for a scope without a rate; leave such a scope unthrottled.
+            if isinstance(throttle, ScopedRateThrottle) and self.throttle_scope not in throttle.THROTTLE_RATES:
+                continue
+            throttles.append(throttle)
+        return throttles
+
+
+def _not_found() -> exceptions.NotFound:
+    return exceptions.NotFound(NOT_FOUND)
+
+
+def visible_job(request, job_id: int) -> tuple[Job, Any]:
+    """The job (an instance of its type's model) and its type, if ``request.user`` may see it;
+    else the same 404 as for an id that does not exist. One query: the row, its content type
+    and the fields of every registered subclass table, joined on the primary key."""
+    if job_id > MAX_JOB_ID:
+        raise _not_found()
+    user = request.user
+    paths = subclass_paths()
+    query = Job._base_manager.select_related("content_type", *(path for path, _ in paths.values()))
+    query = query.filter(pk=job_id)
+    if not sees_all(user):
+        query = query.filter(user_id=user.pk)
+    try:
+        base = query.get()
+    except Job.DoesNotExist:
+        raise _not_found() from None
+    ct = base.content_type
+    name = base.type or type_name(
+        {"type": "", "content_type__app_label": ct.app_label, "content_type__model": ct.model}
+    )
+    job_type = job_type_registry.get(name) if name in job_type_registry else None
+    model = job_type.model_class if job_type is not None else ct.model_class()
+    job = base
+    if model is not None and model is not Job and issubclass(model, Job):
+        job = _descend(base, paths[model][1]) if model in paths else None
+        if job is None:  # a proxy model, or a type registered after its rows were written elsewhere
+            job = model._base_manager.filter(pk=job_id).first() or base
+        job.content_type = ct  # already loaded: no query when rendering
+    if not has_permission(job_type, user, "view", job):
+        raise _not_found()
+    return job, job_type
+
+
+def _descend(job: Job, accessors: tuple[str, ...]) -> Job | None:
+    try:
+        for name in accessors:
+            job = getattr(job, name)
+    except ObjectDoesNotExist:
+        return None
+    return job
+
+
+def render_job(job_id: int) -> dict:
+    """The detail JSON of a job the caller may see, read now (store first, then the row)."""
+    snap = read_snapshots([job_id]).get(job_id)
+    row = Job._base_manager.filter(pk=job_id).values(*DETAIL_COLUMNS).first()
+    if row is None:
+        raise _not_found()
+    return detail(row, snap, type_values(row))
+
+
+def _values_of(job: Job) -> dict:
+    return {f.attname: json_value(getattr(job, f.attname)) for f in own_fields(type(job))}
+
+
+# ── Capture of jobs created during a call (the immediate executor raises a failed job's error) ──
+
+_capture = threading.local()
+
+
+@contextmanager
+def _capturing():
+    _capture.jobs = []
+    try:
+        yield _capture.jobs
+    finally:
+        _capture.jobs = None
+
+
+def _on_job(sender, job, **kwargs) -> None:
+    jobs = getattr(_capture, "jobs", None)
+    if jobs is not None:
+        jobs.append(job)
+
+
+def _validate_own_fields(sender, instance, raw=False, **kwargs) -> None:
+    """Check the prepared values of a job being created through the API against its model's
+    fields (max_length, ranges, choices, types), so they answer 400 with field errors instead of
+    failing in the database. Empty values are left to the database and the model's defaults."""
+    if getattr(_capture, "jobs", None) is None or not isinstance(instance, Job) or not instance._state.adding:
+        return
+    errors: dict[str, list[str]] = {}
+    for field in own_fields(type(instance)):
+        value = getattr(instance, field.attname)
+        if value in field.empty_values:
+            continue
+        try:
+            setattr(instance, field.attname, field.clean(value, instance))
+        except DjangoValidationError as exc:
+            errors[field.name] = exc.messages
+    if errors:
+        raise DjangoValidationError(errors)
+
+
+signals.job_created.connect(_on_job, dispatch_uid="task_ferry_drf.capture_created", weak=False)
+signals.job_retried.connect(_on_job, dispatch_uid="task_ferry_drf.capture_retried", weak=False)
+pre_save.connect(_validate_own_fields, dispatch_uid="task_ferry_drf.validate_own_fields", weak=False)
+
+
+def _value_errors(exc: BaseException) -> Any:
+    """Field errors (a dict) or messages (a list) for a rejected ``values``; None if ``exc`` is
+    not a validation problem."""
+    if isinstance(exc, exceptions.ValidationError):
+        return exc.detail
+    if isinstance(exc, DjangoValidationError):
+        return exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return {exc.args[0]: ["This field is required."]}
+    if isinstance(exc, ValueError | TypeError):
+        return [str(exc) or type(exc).__name__]
+    if isinstance(exc, DataError | IntegrityError | OverflowError):
+        first_line = (str(exc) or type(exc).__name__).splitlines()[0]
+        return [f"A value cannot be stored: {first_line}"]
+    return None
+
+
+def _conflict(exc: MaxJobCountExceeded) -> Response:
+    return Response({"detail": str(exc), "code": "max_count_exceeded"}, status=status.HTTP_409_CONFLICT)
+
+
+# ── Schema fragments ───────────────────────────────────────────────────────────
+
+_JOB_ID = OpenApiParameter(
+    "job_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH, description="The job's id."
+)
+_ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description="Not allowed (authentication scheme without a challenge, or the type's permission hook).",
+    ),
+    404: OpenApiResponse(ErrorSerializer, description="No such job, or not the caller's."),
+    429: OpenApiResponse(ErrorSerializer, description="Throttled."),
+}
+_PAGE_HEADERS = [
+    OpenApiParameter(
+        "X-Total-Count",
+        int,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description="Jobs matching the filters (offset pagination only).",
+    ),
+    OpenApiParameter(
+        "Link",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description='RFC 8288 links to the `rel="next"` and `rel="prev"` pages.',
+    ),
+    OpenApiParameter(
+        "X-Next-Cursor",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description="Cursor of the next page (cursor pagination only).",
+    ),
+]
+
+
+def _event_schema() -> dict:
+    """One server-sent event (schemathesis validates each event of a stream against it). OpenAPI
+    3.1 can say that ``data`` holds a job's JSON; 3.0 has no keyword for it."""
+    data: dict = {"type": "string", "description": "The job as listed, as JSON (see the Job schema)."}
+    try:
+        from drf_spectacular.settings import spectacular_settings
+
+        if str(spectacular_settings.OAS_VERSION).startswith("3.1"):
+            data.update(contentMediaType="application/json", contentSchema={"$ref": "#/components/schemas/Job"})
+    except ImportError:
+        pass
+    return {
+        "type": "object",
+        "properties": {"event": {"type": "string", "enum": ["progress", "end"]}, "data": data},
+        "required": ["event", "data"],
+    }
+
+
+_EVENT = _event_schema()
+_EXAMPLE_JOB = {
+    "id": 17,
+    "type": "export_table",
+    "state": "started",
+    "progress_percentage": 43,
+    "progress_state": "Writing row 430...",
+    "cancel_requested": False,
+    "error": "",
+    "human_readable_error": "",
+    "created_at": "2026-05-28T10:00:00Z",
+    "updated_at": "2026-05-28T10:00:01Z",
+    "started_at": "2026-05-28T10:00:01Z",
+    "finished_at": None,
+    "queue": "exports",
+    "priority": 0,
+    "attempts": 1,
+    "user": 3,
+}
+
+
+# ── Endpoints ──────────────────────────────────────────────────────────────────
+
+
+class JobListView(FerryView):
+    """``GET /``: the caller's jobs, newest first; ``POST /``: create a job."""
+
+    def get_throttles(self):
+        self.throttle_scope = "task_ferry_write" if self.request.method == "POST" else "task_ferry_read"
+        return super().get_throttles()
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_list",
+        parameters=[ListQuerySerializer, *_PAGE_HEADERS],
+        responses={
+            200: JobSerializer(many=True),
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="A bad query parameter (named in the body)."),
+            **_ERRORS,
+        },
+        examples=[OpenApiExample("A page", value=_EXAMPLE_JOB, response_only=True)],
+    )
+    def get(self, request):
+        query = ListQuerySerializer.from_query(request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        user = request.user
+
+        target = params.get("user")
+        jobs = Job._base_manager.all()
+        if target is None or target == user.pk:
+            jobs = jobs.filter(user_id=user.pk)
+        elif not sees_all(user):
+            raise exceptions.PermissionDenied("Only staff users can list other users' jobs.")
+        elif target != "all":
+            jobs = jobs.filter(user_id=target)
+
+        hidden = [t.type for t in job_type_registry.all() if not has_permission(t, user, "view", None)]
+        if hidden:
+            jobs = jobs.exclude(types_filter(hidden))
+        if params.get("state"):
+            jobs = jobs.filter(state__in=params["state"])
+        if params.get("type"):
+            jobs = jobs.filter(types_filter(params["type"]))
+        if "created_after" in params:
+            jobs = jobs.filter(created_at__gte=params["created_after"])
+        if "created_before" in params:
+            jobs = jobs.filter(created_at__lt=params["created_before"])
+
+        ordering = params["ordering"]
+        key = ordering.lstrip("-")
+        descending = ordering.startswith("-")
+        order_by = [ordering] if key == "id" else [ordering, "-id" if descending else "id"]
+        limit = params["limit"]
+        cursor = params.get("cursor")
+        headers: dict[str, str] = {}
+        links: list[str] = []
+        url = request.build_absolute_uri()
+
+        if cursor is None:
+            offset = params.get("offset", 0)
+            # One row more than the page: when it does not come, the page is the last one and the
+            # total is known without a COUNT (a list that fits in one page costs one query).
+            rows = list(jobs.order_by(*order_by)[offset : offset + limit + 1].values(*SUMMARY_COLUMNS))
+            last_page = len(rows) <= limit and (rows or not offset)
+            total = offset + len(rows) if last_page else jobs.count()
+            rows = rows[:limit]
+            headers["X-Total-Count"] = str(total)
+            if limit and offset + limit < total:
+                links.append(f'<{replace_query_param(url, "offset", offset + limit)}>; rel="next"')
+            if limit and offset:
+                links.append(f'<{replace_query_param(url, "offset", max(offset - limit, 0))}>; rel="prev"')
+        else:
+            if isinstance(cursor, Cursor):
+                op = "lt" if descending else "gt"
+                if key == "id":
+                    jobs = jobs.filter(**{f"id__{op}": cursor.last_id})
+                else:
+                    jobs = jobs.filter(
+                        Q(**{f"{key}__{op}": cursor.key}) | Q(**{key: cursor.key, f"id__{op}": cursor.last_id})
+                    )
+            rows = list(jobs.order_by(*order_by)[: limit + 1].values(*SUMMARY_COLUMNS)) if limit else []
+            if len(rows) > limit:
+                rows = rows[:limit]
+                token = Cursor(ordering, rows[-1][key], rows[-1]["id"]).encode()
+                headers["X-Next-Cursor"] = token
+                links.append(f'<{replace_query_param(remove_query_param(url, "offset"), "cursor", token)}>; rel="next"')
+        if links:
+            headers["Link"] = ", ".join(links)
+
+        # An ended job shows its row whatever the store holds: ask the store about the others only
+        # (a page of ended jobs costs no round trip at all).
+        snaps = read_snapshots([row["id"] for row in rows if row["state"] not in JOB_STATES_ENDED])
+        rows = refresh_vanished(rows, snaps)
+        dt = datetime_renderer()
+        return Response([summary(row, snaps.get(row["id"]), dt) for row in rows], headers=headers)
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_create",
+        request=CreateJobSerializer,
+        responses={
+            201: JobDetailSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Unknown type or rejected values (field errors)."),
+            409: OpenApiResponse(
+                ErrorSerializer, description="The type's max_count of pending/running jobs is reached."
+            ),
+            **_ERRORS,
+        },
+        examples=[
+            OpenApiExample("Create", value={"type": "export_table", "values": {"table_id": 42}}, request_only=True),
+        ],
+    )
+    def post(self, request):
+        body = CreateJobSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        name, values = body.validated_data["type"], body.validated_data["values"]
+        user = request.user
+        if name not in job_type_registry:
+            creatable = sorted(t.type for t in job_type_registry.all() if has_permission(t, user, "create", None))
+            raise exceptions.ValidationError({"type": [f"Unknown job type {name!r}. Available: {creatable}."]})
+        job_type = job_type_registry.get(name)
+        if not has_permission(job_type, user, "create", None):
+            raise exceptions.PermissionDenied(f"You may not create {name!r} jobs.")
+        links = {n for f in _parent_links(job_type.model_class) for n in (f.name, f.attname)}
+        protected = sorted(set(values) & (PROTECTED_FIELDS | links))
+        if protected:
+            raise exceptions.ValidationError(
+                {"values": {key: ["This field cannot be set through the API."] for key in protected}}
+            )
+
+        with _capturing() as created:
+            try:
+                job = JobHandler.create_and_start(user, name, **values)
+            except MaxJobCountExceeded as exc:
+                return _conflict(exc)
+            except Exception as exc:
+                if not created:
+                    errors = _value_errors(exc)
+                    if errors is None:
+                        raise
+                    raise exceptions.ValidationError({"values": errors}) from exc
+                # The job exists: the immediate executor ran it inline and re-raised its error.
+                job = created[0]
+        location = reverse(f"{request.resolver_match.namespace}:job-detail", args=[job.pk])
+        return Response(
+            render_job(job.pk),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": request.build_absolute_uri(location)},
+        )
+
+
+def _parent_links(model) -> list:
+    return [f for f in model._meta.concrete_fields if f.remote_field is not None and f.remote_field.parent_link]
+
+
+class JobDetailView(FerryView):
+    """``GET /<id>/``: one job, for polling."""
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_retrieve",
+        parameters=[_JOB_ID],
+        responses={200: JobDetailSerializer, **_ERRORS},
+    )
+    def get(self, request, job_id: int):
+        if job_id > MAX_JOB_ID:
+            raise _not_found()
+        # Store before row: a job ending between the two reads shows its final database state.
+        snap = read_snapshots([job_id]).get(job_id)
+        job, _ = visible_job(request, job_id)
+        return Response(detail(_row_of(job), snap, _values_of(job)))
+
+
+def _row_of(job: Job) -> dict:
+    """The ``values(*DETAIL_COLUMNS)`` dict of a job instance already loaded (with its content type)."""
+    ct = job.content_type
+    row = {c: getattr(job, c) for c in DETAIL_COLUMNS if "__" not in c}
+    row["content_type__app_label"], row["content_type__model"] = ct.app_label, ct.model
+    return row
+
+
+class JobCancelView(FerryView):
+    """``POST /<id>/cancel/``: cancel a pending or running job (idempotent for a cancelled one)."""
+
+    throttle_scope = "task_ferry_write"
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_cancel",
+        request=None,
+        parameters=[_JOB_ID],
+        responses={
+            200: JobDetailSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="The job has already finished or failed."),
+            **_ERRORS,
+        },
+    )
+    def post(self, request, job_id: int):
+        job, job_type = visible_job(request, job_id)
+        if not has_permission(job_type, request.user, "cancel", job):
+            raise exceptions.PermissionDenied("You may not cancel this job.")
+        try:
+            JobHandler.cancel(None, job.pk)
+        except JobDoesNotExist:
+            raise _not_found() from None
+        except JobNotCancellable as exc:
+            return Response({"detail": str(exc), "code": "not_cancellable"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(render_job(job.pk))
+
+
+class JobRetryView(FerryView):
+    """``POST /<id>/retry/``: run a failed or cancelled job again (same job, next attempt)."""
+
+    throttle_scope = "task_ferry_write"
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_retry",
+        request=None,
+        parameters=[_JOB_ID],
+        responses={
+            200: JobDetailSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="The job is not failed or cancelled."),
+            409: OpenApiResponse(
+                ErrorSerializer, description="The type's max_count of pending/running jobs is reached."
+            ),
+            **_ERRORS,
+        },
+    )
+    def post(self, request, job_id: int):
+        job, job_type = visible_job(request, job_id)
+        if not has_permission(job_type, request.user, "retry", job):
+            raise exceptions.PermissionDenied("You may not retry this job.")
+        if job_type is None:
+            return Response(
+                {"detail": f"Job {job.pk}'s type {job.type!r} is no longer registered.", "code": "not_retryable"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        with _capturing() as retried:
+            try:
+                JobHandler.retry(job)
+            except MaxJobCountExceeded as exc:
+                return _conflict(exc)
+            except (JobNotRetryable, JobTypeNotRegistered) as exc:
+                return Response({"detail": str(exc), "code": "not_retryable"}, status=status.HTTP_400_BAD_REQUEST)
+            except Exception:
+                if not retried:
+                    raise
+                # Retried and run inline by the immediate executor, which re-raised the job's error.
+        return Response(render_job(job.pk))
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets clients that accept only ``text/event-stream`` (an ``EventSource``) reach the stream.
+    Errors are never rendered with it: they are JSON, whatever the client accepts."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        raise NotImplementedError("the event stream is a StreamingHttpResponse, not rendered data")
+
+
+class JobEventsView(FerryView):
+    """``GET /<id>/events/``: server-sent events of the job's progress until it ends (see
+    :mod:`task_ferry_drf.sse`)."""
+
+    throttle_scope = "task_ferry_events"
+
+    def get_renderers(self):
+        return [*super().get_renderers(), EventStreamRenderer()]
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        # Errors (404, 401, ...) are JSON even for a client that accepts only the stream.
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return response
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_events",
+        parameters=[_JOB_ID],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                _EVENT, description="`event: progress` messages, then one `event: end`; data is a job as listed."
+            ),
+            **{(code, "application/json"): response for code, response in _ERRORS.items()},
+        },
+    )
+    def get(self, request, job_id: int):
+        job, _ = visible_job(request, job_id)
+        # Under ASGI an async iterator: Django would otherwise buffer a sync one whole.
+        asgi = isinstance(request._request, ASGIRequest)
+        content = sse.astream(job.pk) if asgi else sse.stream(job.pk)
+        response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
+        response["Cache-Control"] = "no-cache"
+        # nginx would otherwise buffer the stream.
+        response["X-Accel-Buffering"] = "no"
+        return response
