@@ -6,15 +6,12 @@ The progress store is the ``redis`` store on the machine's Redis, database 9 onl
 another. Tests that need another store override ``TASK_FERRY``."""
 
 import os
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent
-SECRET_KEY = "task-ferry-drf-tests"
-DEBUG = False
-USE_TZ = True
+from task_ferry.testing.settings import *  # noqa: F403
+from task_ferry.testing.settings import test_databases
+
 TIME_ZONE = "UTC"
 ROOT_URLCONF = "ferry_drf_testproject.urls"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ALLOWED_HOSTS = ["*"]
 
 INSTALLED_APPS = [
@@ -53,28 +50,8 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": os.environ.get("FERRY_DRF_OAS_VERSION", "3.1.0"),
 }
 
-if os.environ.get("FERRY_TEST_DB", "sqlite") == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("FERRY_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("FERRY_PG_PORT", "5432"),
-            "USER": os.environ.get("FERRY_PG_USER", "postgres"),
-            "NAME": os.environ.get("FERRY_PG_NAME", "test"),
-            "TEST": {"NAME": os.environ.get("FERRY_PG_TEST_NAME", f"test_ferry_drf_{os.getpid()}")},
-        }
-    }
-else:
-    # A file, not :memory:, so the stores' own connections and the servers started as subprocesses share it.
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(BASE_DIR / "db.sqlite3"),
-            "TEST": {"NAME": os.environ.get("FERRY_SQLITE_TEST_NAME", f"/tmp/ferry_drf_test_{os.getpid()}.sqlite3")},
-        }
-    }
+DATABASES = test_databases("ferry_drf")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REDIS_TEST_URL = os.environ.get("FERRY_DRF_REDIS_URL", "redis://127.0.0.1:6379/9")
 
