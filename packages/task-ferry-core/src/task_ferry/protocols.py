@@ -40,7 +40,9 @@ class Executor(Protocol):
     """Schedules job runs on an engine. The engine's worker calls
     :func:`task_ferry.runner.run_job` with the job id; nothing else.
 
-    Flags (class attributes):
+    Flags (class or instance attributes: a plugin may decide them from its
+    OPTIONS, as celery does for ``supports_kill`` from its pool; core and the kit
+    read them from the instance):
 
     ``supports_defer_on_commit``
         True: core calls :meth:`submit` from ``transaction.on_commit`` so the
