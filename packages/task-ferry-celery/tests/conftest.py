@@ -6,15 +6,15 @@ conformance classes keep one per class) must keep its queues and bindings."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
-import redis
 from django.conf import settings
 from ferry_celery_testproject.celery_app import DELIVERIES_KEY, STATES_KEY
-from ferry_celery_testproject.support import RABBITMQ, REDIS, Broker, reachable
+from ferry_celery_testproject.support import RABBITMQ, REDIS, Broker
+
+from task_ferry.testing.services import flushed_redis, pid_alive, require_rabbitmq
 
 pytest_plugins = ["task_ferry.testing.fixtures"]
 
@@ -24,19 +24,7 @@ def redis_db11():
     """A client on the Redis database of these tests (``settings.REDIS_BROKER_URL``, database
     11): the Redis broker and the delivery log. Flushed at the start and end of the run; no
     other database is touched."""
-    client = redis.Redis.from_url(settings.REDIS_BROKER_URL, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(
-            f"Redis is not reachable at {settings.REDIS_BROKER_URL} ({exc}). Start it with "
-            "`redis-server --daemonize yes --port 6379 --save '' --appendonly no`, or point "
-            "FERRY_CELERY_REDIS_URL at a database these tests may flush."
-        )
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from flushed_redis(settings.REDIS_BROKER_URL, "FERRY_CELERY_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
@@ -52,31 +40,17 @@ def _rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.fixture(scope="session")
 def rabbitmq_broker(redis_db11) -> Broker:
     """RabbitMQ, in a vhost of this run's own (``settings.AMQP_VHOST``) deleted at the end,
     so nothing another user of the server has is touched. Vhosts of earlier runs whose
     process is gone are deleted first."""
-    if not reachable(5672):
-        pytest.fail(
-            "RabbitMQ is not reachable on 127.0.0.1:5672. Start it with `rabbitmq-server -detached` "
-            "(or `service rabbitmq-server start`)."
-        )
+    require_rabbitmq()
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is not on PATH: these tests create a RabbitMQ vhost of their own with it.")
     for vhost in _rabbitmqctl("list_vhosts").split():
         pid = vhost.removeprefix("ferry_celery_")
-        if vhost != pid and pid.isdigit() and vhost != settings.AMQP_VHOST and not _pid_alive(int(pid)):
+        if vhost != pid and pid.isdigit() and vhost != settings.AMQP_VHOST and not pid_alive(int(pid)):
             _rabbitmqctl("delete_vhost", vhost)
     _rabbitmqctl("add_vhost", settings.AMQP_VHOST)
     _rabbitmqctl("set_permissions", "-p", settings.AMQP_VHOST, "guest", ".*", ".*", ".*")

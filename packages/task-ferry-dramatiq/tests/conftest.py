@@ -9,15 +9,15 @@ consuming them."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
-import redis
 from django.conf import settings
 from ferry_dramatiq_testproject.brokers import DELIVERIES_KEY
-from ferry_dramatiq_testproject.support import KNOWN_QUEUES, RABBITMQ, REDIS, BrokerUnderTest, reachable
+from ferry_dramatiq_testproject.support import KNOWN_QUEUES, RABBITMQ, REDIS, BrokerUnderTest
+
+from task_ferry.testing.services import flushed_redis, pid_alive, require_rabbitmq
 
 pytest_plugins = ["task_ferry.testing.fixtures"]
 
@@ -26,34 +26,12 @@ pytest_plugins = ["task_ferry.testing.fixtures"]
 def redis_db7():
     """A client on the Redis database of these tests (``settings.REDIS_BROKER_URL``): the
     Redis broker and the delivery log. Flushed at the start and end of the run."""
-    client = redis.Redis.from_url(settings.REDIS_BROKER_URL, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(
-            f"Redis is not reachable at {settings.REDIS_BROKER_URL} ({exc}). Start it with "
-            "`redis-server --daemonize yes --port 6379 --save '' --appendonly no`, or point "
-            "FERRY_DRAMATIQ_REDIS_URL at a database these tests may flush."
-        )
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from flushed_redis(settings.REDIS_BROKER_URL, "FERRY_DRAMATIQ_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
 def redis_broker(redis_db7) -> BrokerUnderTest:
     return REDIS
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _delete_queues(names) -> None:
@@ -78,7 +56,7 @@ def _stale_queues() -> list[str]:
     for name in done.stdout.split():
         run_id = name.removeprefix("ferry_dramatiq_").split("_", 1)[0]
         ours = name.startswith("ferry_dramatiq_") and run_id.isdigit() and run_id != settings.RUN_ID
-        if ours and not _pid_alive(int(run_id)):
+        if ours and not pid_alive(int(run_id)):
             stale.append(name)
     return stale
 
@@ -86,11 +64,7 @@ def _stale_queues() -> list[str]:
 @pytest.fixture(scope="session")
 def rabbitmq_broker(redis_db7) -> BrokerUnderTest:
     """RabbitMQ's default vhost; this run's queues are deleted at the end."""
-    if not reachable(5672):
-        pytest.fail(
-            "RabbitMQ is not reachable on 127.0.0.1:5672. Start it with `rabbitmq-server -detached` "
-            "(or `service rabbitmq-server start`)."
-        )
+    require_rabbitmq()
     _delete_queues(_stale_queues())
     yield RABBITMQ
     RABBITMQ.broker.close()

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from django.conf import settings
 from ferry_redis_testproject.support import TEST_PREFIX, RedisServer
 
 from task_ferry import runner
+from task_ferry.testing.services import flushed_redis
 from task_ferry_redis.store import RedisProgressStore
 
 pytest_plugins = ["task_ferry.testing.fixtures"]
@@ -15,19 +15,7 @@ pytest_plugins = ["task_ferry.testing.fixtures"]
 def redis_db13():
     """A client on the machine's Redis, database 13 (``FERRY_REDIS_TEST_URL``), emptied
     before and after the test. No other database is touched."""
-    client = redis.Redis.from_url(settings.REDIS_TEST_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(
-            f"Redis is not reachable at {settings.REDIS_TEST_URL} ({exc}). Start it with "
-            "`redis-server --daemonize yes --port 6379 --save '' --appendonly no`, or point "
-            "FERRY_REDIS_TEST_URL at a database these tests may flush."
-        )
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from flushed_redis(settings.REDIS_TEST_URL, "FERRY_REDIS_TEST_URL", socket_timeout=2)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ database and with the test's ``TASK_FERRY`` (through
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
@@ -87,11 +86,3 @@ def celery_worker(
     app = broker.app
     with running(args, env=env, ready=lambda: app.control.ping(destination=[hostname], timeout=0.5)) as proc:
         yield proc
-
-
-def reachable(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except OSError:
-        return False
-    return True

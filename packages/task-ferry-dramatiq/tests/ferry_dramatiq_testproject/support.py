@@ -9,7 +9,6 @@ and returns once its worker process logged that it is ready.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -112,11 +111,3 @@ def dramatiq_worker(
         with open(log_path) as f:
             sys.stderr.write(f"--- dramatiq log ---\n{f.read()[-8000:]}\n")
         os.unlink(log_path)
-
-
-def reachable(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except OSError:
-        return False
-    return True
