@@ -44,21 +44,6 @@ def messages_of(response) -> list[str]:
 
 
 @pytest.fixture
-def store_reads(monkeypatch):
-    store = conf.get_progress_store()
-    calls: list[list[int]] = []
-    real = store.read_many
-
-    def counting(job_ids):
-        ids = list(job_ids)
-        calls.append(ids)
-        return real(ids)
-
-    monkeypatch.setattr(store, "read_many", counting)
-    return calls
-
-
-@pytest.fixture
 def alice():
     return get_user_model().objects.create_user("alice")
 

@@ -73,22 +73,6 @@ def alice():
 
 
 @pytest.fixture
-def store_reads(monkeypatch):
-    """Every ``read_many`` call on the configured store, as a list of id lists."""
-    store = conf.get_progress_store()
-    calls: list[list[int]] = []
-    real = store.read_many
-
-    def counting(job_ids):
-        ids = list(job_ids)
-        calls.append(ids)
-        return real(ids)
-
-    monkeypatch.setattr(store, "read_many", counting)
-    return calls
-
-
-@pytest.fixture
 def jobs(alice):
     """One job per interesting situation; running ones have a live snapshot ahead of the DB."""
     finished = make(

@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -92,34 +93,24 @@ class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
 # ── argparse value types (their errors are usage errors: exit code 2) ──────────
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(parse: type, kind: str, ok: Callable[[float], bool], rule: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``parse`` the text, then require ``ok(value)`` (else "must be <rule>")."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        return value
+
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return value
+_positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
+_non_negative_int = _number(int, "a whole number", lambda v: v >= 0, "0 or more")
+_positive_float = _number(float, "a number", lambda v: v > 0, "more than 0")
 
 
 def _states(text: str) -> list[str]:
