@@ -1,6 +1,6 @@
 import pytest
 
-from task_ferry import conf
+from task_ferry import conf, signals
 
 pytest_plugins = ["task_ferry.testing.fixtures"]
 
@@ -19,3 +19,16 @@ def store_reads(monkeypatch):
 
     monkeypatch.setattr(store, "read_many", counting)
     return calls
+
+
+@pytest.fixture
+def failures():
+    """``(job id, exception)`` of every ``job_failed`` signal sent during the test."""
+    seen = []
+
+    def receiver(sender, job, exc, **kwargs):
+        seen.append((job.pk, exc))
+
+    signals.job_failed.connect(receiver)
+    yield seen
+    signals.job_failed.disconnect(receiver)

@@ -32,7 +32,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from ferry_core_testproject.testapp.models import ScriptedJob
 
-from task_ferry import conf, heartbeat, signals
+from task_ferry import conf, heartbeat
 from task_ferry.checks import check_settings
 from task_ferry.conf import get_progress_store
 from task_ferry.exceptions import WorkerLost
@@ -159,18 +159,6 @@ def test_a_job_without_progress_is_kept_alive_by_the_background_beat(transaction
 
 
 # ── 2. The reaper ──────────────────────────────────────────────────────────────
-
-
-@pytest.fixture
-def failures():
-    seen = []
-
-    def receiver(sender, job, exc, **kwargs):
-        seen.append((job.pk, exc))
-
-    signals.job_failed.connect(receiver)
-    yield seen
-    signals.job_failed.disconnect(receiver)
 
 
 def test_reaper_fails_a_job_whose_heartbeat_stopped(transactional_db, failures):

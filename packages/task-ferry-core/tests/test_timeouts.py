@@ -24,7 +24,6 @@ from django.db.models import F
 from django.utils import timezone
 from ferry_core_testproject.testapp.models import ScriptedJob
 
-from task_ferry import signals
 from task_ferry.exceptions import JobTimedOut
 from task_ferry.executors.base import BaseExecutor
 from task_ferry.handler import JobHandler
@@ -159,18 +158,6 @@ def job_types(settings):
     yield
     for t in types:
         job_type_registry.unregister(t.type)
-
-
-@pytest.fixture
-def failures():
-    seen = []
-
-    def receiver(sender, job, exc, **kwargs):
-        seen.append((job.pk, exc))
-
-    signals.job_failed.connect(receiver)
-    yield seen
-    signals.job_failed.disconnect(receiver)
 
 
 def _pid_of(job) -> int:
