@@ -1,0 +1,1 @@
+pytest_plugins = ["task_ferry.testing.fixtures"]
