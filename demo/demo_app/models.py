@@ -4,5 +4,8 @@ from task_ferry.models import Job
 
 
 class ReportJob(Job):
-    regions = models.PositiveIntegerField(default=4)
-    rows_per_region = models.PositiveIntegerField(default=250)
+    """The demo's job type: a report over a few regions (see ``job_types.ReportJobType``)."""
+
+    regions = models.PositiveSmallIntegerField(default=3)
+    seconds = models.FloatField(default=6.0)
+    fail_first_attempt = models.BooleanField(default=False)

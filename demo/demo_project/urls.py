@@ -1,4 +1,9 @@
+from demo_app.views import index
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+urlpatterns = [
+    path("", index, name="demo-index"),
+    path("api/jobs/", include("task_ferry_drf.urls")),
+    path("admin/", admin.site.urls),
+]
