@@ -2,14 +2,21 @@
 
 For every executor that has landed (core's ``immediate``; the root project's
 ``SubprocessExecutor``, a worker process per job that any process can kill;
-``celery`` and ``django_tasks`` when their distributions are installed, with
-real ``celery worker`` / ``db_worker`` processes):
+``celery``, ``django_tasks``, ``rq`` and ``dramatiq`` when their distributions
+are installed, with real ``celery worker`` / ``db_worker`` / ``manage.py
+ferry_rqworker`` / ``dramatiq`` processes; Dramatiq twice, on its Redis broker
+and on RabbitMQ):
 
 * **kill -9 a worker mid-job**: the job ends ``failed`` ("worker lost") or, with
   a retry policy, runs again and finishes, within the heartbeat limit; never
   stuck ``started``. The time from the kill to the reaper's recovery is measured.
-* **Redis down for 10 s mid-job** (the progress store's Redis, and Celery's
-  broker): the job finishes and its final state is right.
+  What is killed is the process running the body: the runner's own process, a
+  Celery pool process, the ``db_worker``, an RQ work horse (its worker lives on
+  and files the RQ job failed), a Dramatiq worker process (its main process then
+  shuts the whole worker down).
+* **Redis down for 10 s mid-job** (the progress store's Redis, and the broker of
+  Celery, RQ and Dramatiq's Redis broker): the job finishes and its final state
+  is right.
 * **A job that ignores cancellation and sleeps past its timeout** is killed
   within timeout + grace: by its isolated process being stopped
   (``isolation = "process"``, every executor) and through ``executor.kill``
@@ -19,10 +26,13 @@ real ``celery worker`` / ``db_worker`` processes):
 Two reapers (``manage.py ferry reap --every 0.5``) run throughout every test,
 as a deployment with several cron hosts would. Settings: ``HEARTBEAT_INTERVAL``
 0.5 s, ``HEARTBEAT_TIMEOUT`` 3 s, ``TIMEOUT_GRACE`` 2 s. Every test counts
-jobs lost, stuck and run twice (all must be zero) into the summary printed at
-the end of the run (``tests/conftest.py``).
+jobs lost, stuck and run twice (all must be zero), per executor, into the
+summary printed at the end of the run and written to
+``tests/.results/failures.json`` (``tests/conftest.py``).
 
-The private Redis is a ``redis-server`` started on a free port for the session.
+The private Redis is a ``redis-server`` started on a free port for the session
+(database 0: progress store, Celery; 3: RQ; 2: Dramatiq). RabbitMQ is the shared
+one; Dramatiq's jobs there go to a queue of this run only, deleted at the end.
 """
 
 from __future__ import annotations
@@ -36,14 +46,16 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
+from ferry_root_testproject import deliveries
 from ferry_root_testproject.tally import TALLY
 
 from task_ferry import conf, plugins
@@ -75,7 +87,15 @@ JOB_TIMEOUT = 2.0
 #: Waiting for anything to happen in a worker.
 PATIENCE = 60
 
-ENGINES = ("subprocess", "immediate", "celery", "django_tasks")
+ENGINES = ("subprocess", "immediate", "celery", "django_tasks", "rq", "dramatiq_redis", "dramatiq_rabbitmq")
+#: The queue of every job; on the shared RabbitMQ, one of this run's own.
+QUEUE = "default"
+AMQP_QUEUE = f"ferry_chaos_{os.getpid()}"
+#: Engines this run has set up (their broker state is cleaned up at the end).
+USED: set[str] = set()
+#: Databases of the private Redis (0 holds the progress store and Celery's broker).
+RQ_DB = 3
+DRAMATIQ_DB = 2
 
 
 # ── The private Redis ──────────────────────────────────────────────────────────
@@ -143,6 +163,10 @@ class Engine:
     stack: ExitStack
 
     @property
+    def queue(self) -> str:
+        return AMQP_QUEUE if self.name == "dramatiq_rabbitmq" else QUEUE
+
+    @property
     def executor(self):
         """The executor instance, built from this engine's setting (whatever ``TASK_FERRY`` says)."""
         if not hasattr(self, "_executor"):
@@ -157,17 +181,35 @@ class Engine:
 
     # Workers
 
-    @contextmanager
-    def workers(self, n: int) -> Iterator[None]:
-        """The engine's long-running workers, able to run ``n`` jobs at once (nothing for
-        engines that start a process per job)."""
-        with ExitStack() as stack:
-            if self.name == "celery":
-                stack.enter_context(_celery_worker(n))
-            elif self.name == "django_tasks":
-                for _ in range(n):
-                    stack.enter_context(_db_worker())
-            yield
+    def workers(self, n: int):
+        """The engine's long-running workers for the block, able to run ``n`` jobs at once."""
+        return _started(self.worker_specs(n), f"the {self.name} workers")
+
+    def worker_specs(self, n: int) -> list[Worker]:
+        """One ``celery worker`` with ``n`` pool processes, or ``n`` worker processes of one job
+        each (``db_worker``, ``ferry_rqworker``, ``dramatiq --processes 1 --threads 1``); none for
+        engines that start a process per job. Each runs with this engine as
+        ``TASK_FERRY["EXECUTOR"]``, so the retries it schedules come back to this engine."""
+        env = _env(self.setting)
+        if self.name == "celery":
+            return [_celery_worker(n, env)]
+        if self.name == "django_tasks":
+            return [_db_worker(env) for _ in range(n)]
+        if self.name == "rq":
+            return [_rq_worker(env) for _ in range(n)]
+        if self.name.startswith("dramatiq"):
+            return [_dramatiq_worker(self.queue, env, self.pid_dir) for _ in range(n)]
+        return []
+
+    def purge(self) -> None:
+        """Drop what this engine's broker still holds once its workers are gone (the message of a
+        killed worker, waiting for redelivery), so none of it reaches the next test's workers."""
+        if self.name == "rq":
+            _private_redis(RQ_DB).flushdb()
+        elif self.name == "dramatiq_redis":
+            _private_redis(DRAMATIQ_DB).flushdb()
+        elif self.name == "dramatiq_rabbitmq":
+            self.executor.broker.flush(self.queue)  # the queue, its delay queue and its dead letters
 
     # Jobs
 
@@ -183,19 +225,22 @@ class Engine:
             self._spawn(code, type_name, json.dumps({**fields, "fail_with": tag}))
             probe = ConformanceJob._base_manager.filter(fail_with=tag).values_list("pk", flat=True).first
             return _wait(probe, "the immediate worker to create its job")
-        job = _pending_job(type_name, **fields)
+        job = _pending_job(type_name, self.queue, **fields)
         self._submit(job)
         return job.pk
 
     def deliver_twice(self, type_name: str, **fields) -> int:
         """A committed job whose run reaches the workers twice, at the same time."""
-        job = _pending_job(type_name, **fields)
+        job = _pending_job(type_name, self.queue, **fields)
         if self.name == "immediate":
             for _ in range(2):
                 self._spawn("import sys; from task_ferry.runner import run_job; run_job(int(sys.argv[1]))", str(job.pk))
         else:
             self._submit(job)
-            self._submit(job)
+            # RQ and Dramatiq's Redis broker keep one record per message id: a second enqueue under
+            # the same id replaces the first instead of adding a delivery. There the second delivery
+            # is a second message for the same job, as a re-dispatch would send.
+            self._submit(job, uuid.uuid4().hex if self.name in ("rq", "dramatiq_redis") else None)
         return job.pk
 
     def handled_twice(self, job_id: int) -> bool:
@@ -206,18 +251,28 @@ class Engine:
             from ferry_root_testproject.celery_app import done
 
             return done(job_id) == 2
+        ids = self._engine_ids.get(job_id, [])
+        if self.name == "rq":
+            from rq.job import Job as RQJob
+
+            # result_ttl=0: RQ deletes a job once its worker is done with it (run or skipped alike).
+            return not any(RQJob.exists(task_id, connection=self.executor.connection) for task_id in ids)
+        if self.name.startswith("dramatiq"):
+            from ferry_root_testproject.dramatiq_brokers import done
+
+            return sum(done(task_id) for task_id in set(ids)) == 2
         from django_tasks_db.models import DBTaskResult
 
-        ids = self._engine_ids.get(job_id, [])
         return len(ids) == 2 and DBTaskResult.objects.filter(id__in=ids, status="SUCCESSFUL").count() == 2
 
-    def _submit(self, job) -> None:
-        dispatch = Dispatch(job.pk, job.executor_task_id, job.type, job.queue, job.priority, job.run_after)
+    def _submit(self, job, task_id: str | None = None) -> None:
+        task_id = task_id or job.executor_task_id
+        dispatch = Dispatch(job.pk, task_id, job.type, job.queue, job.priority, job.run_after)
         engine_id = self.executor.submit(dispatch)
-        self._engine_ids.setdefault(job.pk, []).append(engine_id)
+        self._engine_ids.setdefault(job.pk, []).append(engine_id or task_id)
 
     def _spawn(self, code: str, *args: str) -> None:
-        env = child_env(settings={"TASK_FERRY": {**django_settings.TASK_FERRY, "EXECUTOR": self.setting}})
+        env = _env(self.setting)
         log = open(os.path.join(self.pid_dir, f"immediate-{uuid.uuid4().hex[:8]}.log"), "w")  # noqa: SIM115
         with log:
             proc = subprocess.Popen(
@@ -256,6 +311,14 @@ def _executor_setting(name: str, pid_dir: str):
             "BACKEND": "celery",
             "OPTIONS": {"APP": "ferry_root_testproject.celery_app:app", "KILL_GRACE": TIMEOUT_GRACE},
         }
+    if name == "rq":
+        return {"BACKEND": "rq", "OPTIONS": {"URL": deliveries.url(RQ_DB)}}
+    if name.startswith("dramatiq"):
+        broker = name.removeprefix("dramatiq_")
+        return {
+            "BACKEND": "dramatiq",
+            "OPTIONS": {"BROKER": f"ferry_root_testproject.dramatiq_brokers:{broker}_broker"},
+        }
     return {"BACKEND": "django_tasks"}
 
 
@@ -267,6 +330,24 @@ def _unavailable(name: str) -> str | None:
             "task-ferry-django-tasks (and django-tasks-db) is not installed: "
             'pip install -e "packages/task-ferry-django-tasks[backport]" "django-tasks-db[compat]"'
         )
+    if name == "rq" and not django_settings.HAS_RQ:
+        return "task-ferry-rq (and rq) is not installed: pip install -e packages/task-ferry-rq"
+    if name.startswith("dramatiq") and not django_settings.HAS_DRAMATIQ:
+        return (
+            'task-ferry-dramatiq (and dramatiq) is not installed: pip install -e "packages/task-ferry-dramatiq[redis]"'
+        )
+    if name == "dramatiq_rabbitmq":
+        if not django_settings.HAS_PIKA:
+            return 'pika is not installed: pip install "dramatiq[rabbitmq]"'
+        from ferry_root_testproject.dramatiq_brokers import AMQP_URL
+
+        where = urlsplit(AMQP_URL)
+        try:
+            socket.create_connection((where.hostname, where.port or 5672), timeout=2).close()
+        except OSError as exc:
+            return (
+                f"RabbitMQ is not reachable at {where.hostname}:{where.port or 5672} ({exc}): rabbitmq-server -detached"
+            )
     return None
 
 
@@ -304,18 +385,23 @@ def _engines(names, settings, redis: PrivateRedis) -> Iterator[list[Engine]]:
             available.append(name)
     if not available:
         pytest.skip(TALLY.skipped[names[0]])
+    USED.update(available)
     pid_dir = tempfile.mkdtemp(prefix="ferry-chaos-")
     setting_of = {name: _executor_setting(name, pid_dir) for name in available}
     _configure(settings, redis, setting_of[available[0]])
+    engines: list[Engine] = []
     try:
         with ExitStack() as stack:
             # Two reapers at once, as several cron hosts would run them.
             for _ in range(2):
                 stack.enter_context(running(bootstrap_args("ferry", "reap", "--every", str(REAP_EVERY)), env=_env()))
+            engines = [Engine(name, setting_of[name], pid_dir, stack) for name in available]
             try:
-                yield [Engine(name, setting_of[name], pid_dir, stack) for name in available]
+                yield engines
             finally:
                 _kill_leftovers(pid_dir)
+        for engine in engines:
+            engine.purge()
     finally:
         conf.reset()
         shutil.rmtree(pid_dir, ignore_errors=True)
@@ -340,8 +426,32 @@ def every_engine(chaos_redis, transactional_db, settings) -> Iterator[list[Engin
         yield engines
 
 
-def _env() -> dict[str, str]:
-    return child_env(forward=(*FORWARDED_SETTINGS, *(["TASKS"] if django_settings.HAS_DJANGO_TASKS else [])))
+@pytest.fixture(scope="session", autouse=True)
+def _amqp_queue_deleted() -> Iterator[None]:
+    """This run's RabbitMQ queue (and Dramatiq's delay and dead-letter queues) is deleted at the end."""
+    yield
+    if "dramatiq_rabbitmq" in USED:
+        import pika
+        from ferry_root_testproject.dramatiq_brokers import AMQP_URL
+
+        with pika.BlockingConnection(pika.URLParameters(AMQP_URL)) as connection:
+            channel = connection.channel()
+            for name in (AMQP_QUEUE, f"{AMQP_QUEUE}.DQ", f"{AMQP_QUEUE}.XQ"):
+                channel.queue_delete(name)
+
+
+def _env(executor=None) -> dict[str, str]:
+    """A worker's (or reaper's) environment: this test's settings, with ``executor`` as
+    ``TASK_FERRY["EXECUTOR"]`` if given."""
+    ferry = {**django_settings.TASK_FERRY, **({"EXECUTOR": executor} if executor else {})}
+    forward = (*FORWARDED_SETTINGS, *(["TASKS"] if django_settings.HAS_DJANGO_TASKS else []))
+    return child_env(settings={"TASK_FERRY": ferry}, forward=forward)
+
+
+def _private_redis(db: int):
+    import redis
+
+    return redis.Redis.from_url(deliveries.url(db), socket_timeout=2, socket_connect_timeout=2)
 
 
 def _kill_leftovers(pid_dir: str) -> None:
@@ -354,36 +464,110 @@ def _kill_leftovers(pid_dir: str) -> None:
             pass
 
 
+@dataclass
+class Worker:
+    """How to start one worker process and know it is ready."""
+
+    args: list[str]
+    env: dict[str, str]
+    ready: Callable[[], object]
+    #: Called with the process before it is stopped (SIGTERM to its process group).
+    before_stop: Callable[[subprocess.Popen], None] | None = None
+
+
 @contextmanager
-def _celery_worker(concurrency: int) -> Iterator[subprocess.Popen]:
+def _started(workers: list[Worker], what: str) -> Iterator[None]:
+    """Start every worker at once, then wait until all are ready (starting them one after the
+    other would cost the sum of their start-ups); stop them all at the end."""
+    with ExitStack() as stack:
+        procs = []
+        for worker in workers:
+            proc = stack.enter_context(running(worker.args, env=worker.env))
+            if worker.before_stop is not None:
+                stack.callback(worker.before_stop, proc)
+            procs.append(proc)
+
+        def ready() -> bool:
+            for worker, proc in zip(workers, procs, strict=True):
+                if proc.poll() is not None:
+                    raise AssertionError(f"{what}: {' '.join(worker.args[3:])!r} exited with {proc.returncode}")
+                try:
+                    if not worker.ready():
+                        return False
+                except Exception:
+                    return False  # not up yet: the probe's errors are expected while the process starts
+            return True
+
+        _wait(ready, f"{what} to be ready")
+        yield
+
+
+def _celery_worker(concurrency: int, env: dict[str, str]) -> Worker:
     from ferry_root_testproject.celery_app import app
 
     hostname = f"ferry-chaos-{uuid.uuid4().hex[:8]}@localhost"
     args = bootstrap_args(
         "-m", "celery", "-A", "ferry_root_testproject.celery_app:app", "worker",
-        "--pool", "prefork", "--concurrency", str(concurrency), "--queues", "default",
+        "--pool", "prefork", "--concurrency", str(concurrency), "--queues", QUEUE,
         "--hostname", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--loglevel", "WARNING",
     )  # fmt: skip
-    ready = lambda: app.control.ping(destination=[hostname], timeout=0.5)  # noqa: E731
-    with running(args, env=_env(), ready=ready) as proc:
-        yield proc
+    return Worker(args, env, lambda: app.control.ping(destination=[hostname], timeout=0.5))
 
 
-@contextmanager
-def _db_worker() -> Iterator[subprocess.Popen]:
+def _db_worker(env: dict[str, str]) -> Worker:
     from django_tasks_db.models import DBTaskResult
     from ferry_root_testproject.chaos.tasks import ping
 
     probe_queue = f"probe-{uuid.uuid4().hex[:8]}"
     probe = ping.using(queue_name=probe_queue).enqueue()
     args = bootstrap_args(
-        "db_worker", "--queue-name", f"default,{probe_queue}", "--interval", "0.05",
+        "db_worker", "--queue-name", f"{QUEUE},{probe_queue}", "--interval", "0.05",
         "--no-startup-delay", "--no-reload", "--worker-id", f"chaos-{uuid.uuid4().hex[:8]}",
     )  # fmt: skip
-    ready = DBTaskResult.objects.filter(id=probe.id, status="SUCCESSFUL").exists
-    with running(args, env=_env(), ready=ready) as proc:
-        yield proc
+    return Worker(args, env, DBTaskResult.objects.filter(id=probe.id, status="SUCCESSFUL").exists)
+
+
+def _rq_worker(env: dict[str, str]) -> Worker:
+    """``manage.py ferry_rqworker --with-scheduler default`` (the scheduler runs the retries the
+    reaper schedules), ready once registered and once one worker holds the queue's scheduler lock."""
+    name = f"ferry-chaos-{uuid.uuid4().hex[:8]}"
+    args = bootstrap_args("ferry_rqworker", "--name", name, "--with-scheduler", "--logging-level", "WARNING", QUEUE)
+
+    def ready() -> bool:
+        with _private_redis(RQ_DB) as conn:
+            return conn.exists(f"rq:worker:{name}", f"rq:scheduler-lock:{QUEUE}") == 2
+
+    def before_stop(proc: subprocess.Popen) -> None:
+        # A work horse has a process group of its own, which running()'s group SIGTERM misses:
+        # a second SIGTERM (RQ's cold shutdown; RQ ignores one within a second of the first)
+        # takes a busy worker's horse down with it.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(1.5)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    return Worker(args, env, ready, before_stop)
+
+
+def _dramatiq_worker(queue: str, env: dict[str, str], log_dir: str) -> Worker:
+    """``dramatiq task_ferry_dramatiq.worker:broker --processes 1 --threads 1 --queues <queue>``,
+    holding one message at a time (``dramatiq_queue_prefetch=1``), so ``n`` workers run ``n``
+    jobs and a worker killed mid-job held no other. Dramatiq's main process shuts down when its
+    worker process dies: a killed worker is gone for good, as a crashed host would be."""
+    log = os.path.join(log_dir, f"dramatiq-{uuid.uuid4().hex[:8]}.log")
+    args = bootstrap_args(
+        "-m", "dramatiq", "task_ferry_dramatiq.worker:broker", "--processes", "1", "--threads", "1",
+        "--queues", queue, "--worker-shutdown-timeout", "5000", "--log-file", log,
+    )  # fmt: skip
+
+    def ready() -> bool:
+        with open(log) as f:
+            return "Worker process is ready for action." in f.read()
+
+    return Worker(args, {**env, "dramatiq_queue_prefetch": "1"}, ready)
 
 
 # ── Helpers ────────────────────────────────────────────────────────────────────
@@ -400,11 +584,11 @@ def _wait(probe, what: str, timeout: float = PATIENCE):
         time.sleep(0.05)
 
 
-def _pending_job(type_name: str, **fields) -> ConformanceJob:
-    """A committed pending job that no executor was told about."""
+def _pending_job(type_name: str, queue: str, **fields) -> ConformanceJob:
+    """A committed pending job on ``queue`` that no executor was told about."""
     ct = ContentType.objects.get_for_model(ConformanceJob)
     return ConformanceJob._base_manager.create(
-        content_type=ct, type=type_name, queue="default", executor_task_id=uuid.uuid4().hex, **fields
+        content_type=ct, type=type_name, queue=queue, executor_task_id=uuid.uuid4().hex, **fields
     )
 
 
@@ -439,25 +623,30 @@ def _account(engine: Engine, expected: dict[int, tuple[str, str]]) -> None:
     """Count every job into the run's tally and assert this test lost, stuck and
     duplicated nothing. ``expected``: job id -> (state, error_code)."""
     problems = []
+    counts = TALLY.counts(engine.name)
     for pk, (state, code) in expected.items():
         job = ConformanceJob._base_manager.get(pk=pk)
         attempts = JobAttempt.objects.filter(job_id=pk).count()
-        TALLY.jobs += 1
+        counts.jobs += 1
         if job.state == JOB_STARTED:
-            TALLY.stuck += 1
+            counts.stuck += 1
             problems.append(f"job {pk} is stuck started")
         elif (job.state, job.error_code) != (state, code):
-            TALLY.lost += 1
+            counts.lost += 1
             problems.append(f"job {pk} ended {job.state!r}/{job.error_code!r}, expected {state!r}/{code!r}")
         duplicates = max(0, job.body_runs - job.attempts)
         if duplicates or attempts != job.attempts:
-            TALLY.duplicate_runs += duplicates
+            counts.duplicate_runs += duplicates
             problems.append(f"job {pk}: {job.body_runs} body runs for {job.attempts} attempts ({attempts} recorded)")
     assert not problems, f"{engine.name}: " + "; ".join(problems)
 
 
 def _settle(job_ids, states, what: str, timeout: float = PATIENCE) -> None:
-    _wait(lambda: all(_state(pk) in states for pk in job_ids), what, timeout)
+    try:
+        _wait(lambda: all(_state(pk) in states for pk in job_ids), what, timeout)
+    except AssertionError as exc:
+        rows = Job._base_manager.filter(pk__in=job_ids).values_list("pk", "state", "attempts", "error")
+        raise AssertionError(f"{exc}; the jobs (id, state, attempts, error): {sorted(rows)}") from None
 
 
 # ── kill -9 ────────────────────────────────────────────────────────────────────
@@ -504,32 +693,39 @@ def test_kill_9_of_a_worker_mid_job_is_recovered_within_the_heartbeat_limit(engi
 # ── Redis down for 10 s ────────────────────────────────────────────────────────
 
 
+#: 20 s of work: the first job started must still be running when the last one has started.
+STEPS = 200
+
+
 def test_redis_down_for_10_seconds_mid_job(every_engine, chaos_redis):
-    """The store's Redis (and Celery's broker) stops for 10 s while two jobs run on
-    every executor at once: they keep running (heartbeats go to the database),
-    finish, and say so."""
-    with ExitStack() as workers:
-        for engine in every_engine:
-            workers.enter_context(engine.workers(2))
+    """The private Redis (the progress store; the broker of Celery, RQ and Dramatiq's Redis
+    broker) stops for 10 s while two jobs run on every executor at once: they keep running
+    (heartbeats go to the database), finish, and say so."""
+    with _started([worker for engine in every_engine for worker in engine.worker_specs(2)], "every worker"):
         jobs = {
-            engine.name: [engine.start("chaos_work", steps=160, step_sleep=0.1) for _ in range(2)]
+            engine.name: [engine.start("chaos_work", steps=STEPS, step_sleep=0.1) for _ in range(2)]
             for engine in every_engine
         }
         every_job = [pk for ids in jobs.values() for pk in ids]
         for pk in every_job:
             _body_pid(pk)
         time.sleep(1.0)
+        before = {pk: _state(pk) for pk in every_job}
+        assert set(before.values()) == {JOB_STARTED}, f"every job must be mid-run when Redis stops: {before}"
         chaos_redis.stop()
         try:
             time.sleep(10)
-            assert {_state(pk) for pk in every_job} == {JOB_STARTED}, "a job did not survive the outage"
+            # On a loaded machine the first jobs started seconds before the last, and may end
+            # during the outage: finished is fine, anything else is not.
+            during = {pk: _state(pk) for pk in every_job}
+            assert set(during.values()) <= {JOB_STARTED, JOB_FINISHED}, f"a job did not survive the outage: {during}"
         finally:
             chaos_redis.start()
         _settle(every_job, (JOB_FINISHED, JOB_FAILED, JOB_CANCELLED), "the jobs to end after the outage")
     for engine in every_engine:
         for pk in jobs[engine.name]:
             job = ConformanceJob._base_manager.get(pk=pk)
-            assert (job.progress_percentage, job.result["steps"]) == (100, 160), engine.name
+            assert (job.progress_percentage, (job.result or {}).get("steps")) == (100, STEPS), engine.name
             assert JobHandler.get_job(None, pk).get_cached_state() == JOB_FINISHED
         _account(engine, {pk: (JOB_FINISHED, "") for pk in jobs[engine.name]})
 

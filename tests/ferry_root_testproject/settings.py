@@ -25,6 +25,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 HAS_CELERY = find_spec("task_ferry_celery") is not None and find_spec("celery") is not None
 HAS_DJANGO_TASKS = find_spec("task_ferry_django_tasks") is not None and find_spec("django_tasks_db") is not None
+HAS_RQ = find_spec("task_ferry_rq") is not None and find_spec("rq") is not None
+HAS_DRAMATIQ = find_spec("task_ferry_dramatiq") is not None and find_spec("dramatiq") is not None
+#: Dramatiq's RabbitMQ broker needs pika (``dramatiq[rabbitmq]``).
+HAS_PIKA = find_spec("pika") is not None
 BACKPORT = django.VERSION < (6, 0)
 
 INSTALLED_APPS = [
@@ -36,6 +40,8 @@ INSTALLED_APPS = [
 ]
 if HAS_CELERY:
     INSTALLED_APPS.append("task_ferry_celery")
+if HAS_RQ:
+    INSTALLED_APPS.append("task_ferry_rq")  # manage.py ferry_rqworker
 if HAS_DJANGO_TASKS:
     INSTALLED_APPS += [*(["django_tasks"] if BACKPORT else []), "django_tasks_db"]
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}}
