@@ -3,12 +3,14 @@
     python packages/task-ferry-drf/benchmarks/bench_api.py [--seconds 5] [--rounds 3] [--jobs 200] [--conn-max-age 0]
 
 Run it with a Python that has task-ferry-drf, task-ferry-redis, gunicorn and
-psycopg installed (the ``drf`` hatch environment, or the test venv). It:
+psycopg installed (the ``drf`` hatch environment, the test venv, or
+``benchmarks/.venvs/ours``: it is the ``drf`` part of ``./dev bench``). It:
 
-1. creates (or reuses) ``benchmarks/.venvs/ferry011-drf`` at the repository root
-   with ``django-task-ferry==0.1.1``, the same Django minor, redis-py, psycopg and
-   gunicorn;
-2. creates the PostgreSQL database ``ferry_drf_bench`` (dropped at the end),
+1. uses ``--v011-python``, or creates (or reuses) the benchmarks' shared 0.1.1
+   virtualenv ``benchmarks/.venvs/ferry011`` (``django-task-ferry==0.1.1`` with this
+   interpreter's Django, redis-py, psycopg, DRF and gunicorn; see
+   ``benchmarks/ferrybench/envs.py``);
+2. creates the PostgreSQL database ``ferry_drf_bench_<pid>`` (dropped at the end),
    migrates it with core's migrations (0.1.1's two are among them, same schema),
    and seeds one user with ``--jobs`` jobs of the 0.1.1 README's ``ExportJob``
    type, a quarter of them running with live progress written to Redis database
@@ -44,16 +46,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-VENV011 = ROOT / "benchmarks" / ".venvs" / "ferry011-drf"
-DATABASE = "ferry_drf_bench"
-REQUIREMENTS_011 = [
-    "django-task-ferry==0.1.1",
-    "django>=5.2,<5.3",
-    "djangorestframework>=3.15",
-    "redis>=5",
-    "psycopg[binary]>=3.2",
-    "gunicorn>=22",
-]
+DATABASE = f"ferry_drf_bench_{os.getpid()}"  # two runs at once do not drop each other's
 TARGETS = {"list": 10.0, "detail": 1.5}
 
 SEED = """
@@ -104,17 +97,11 @@ def sh(*cmd, env=None) -> str:
 
 
 def venv_011() -> Path:
-    """The 0.1.1 virtualenv's python, (re)built when its requirement list changed."""
-    python = VENV011 / "bin" / "python"
-    marker = VENV011 / ".requirements"
-    wanted = "\n".join(REQUIREMENTS_011)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    print(f"setting up {VENV011} ...", file=sys.stderr)
-    sh(sys.executable, "-m", "venv", "--clear", VENV011)
-    sh(python, "-m", "pip", "install", "-q", *REQUIREMENTS_011)
-    marker.write_text(wanted)
-    return python
+    """The benchmarks' shared 0.1.1 virtualenv, pinned to this interpreter's versions."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from ferrybench import envs
+
+    return envs.peer("ferry011", envs.versions(sys.executable))
 
 
 def versions(python: Path | str) -> str:
@@ -260,10 +247,11 @@ def main() -> None:
         "--conn-max-age", type=int, default=0, help="Django's CONN_MAX_AGE for both sides (0: a connection per request)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--v011-python", type=Path, help="0.1.1's interpreter (default: benchmarks/.venvs/ferry011)")
     args = parser.parse_args()
 
     os.environ["FERRY_BENCH_CONN_MAX_AGE"] = str(args.conn_max_age)
-    sides = {"ours": sys.executable, "ours-cache": sys.executable, "v011": venv_011()}
+    sides = {"ours": sys.executable, "ours-cache": sys.executable, "v011": args.v011_python or venv_011()}
     admin_sql(f"DROP DATABASE IF EXISTS {DATABASE}")
     admin_sql(f"CREATE DATABASE {DATABASE}")
     flush_redis()

@@ -5,13 +5,20 @@ Run from the repository root (Redis on 127.0.0.1:6379; only database 12 is
 used, and flushed before and after)::
 
     .venv/bin/python packages/task-ferry-redis/benchmarks/bench_redis_store.py \
-        [--increments 100000] [--jobs 200] [--v011-python /tmp/v011/bin/python]
+        [--increments 100000] [--forced-increments N] [--jobs 200] [--v011-python PYTHON] [--skip-v011-job] \
+        [--json PATH]
+
+It is also the ``redis`` part of ``./dev bench`` (``benchmarks/run.py``), which runs it in
+``benchmarks/.venvs/ours`` beside the other benchmarks.
 
 1. **A job of N increments**, run the way each version runs jobs: this project's
    ``run_job`` (flushes coalesced to one per ``PROGRESS_FLUSH_INTERVAL``, default
    0.25 s) with the ``redis`` store, then with the ``cache`` store; 0.1.1's
    ``JobHandler`` through its ``ImmediateExecutor`` (a cancel check and a cache
-   write on every increment). Reported: wall time, increments/s, round trips.
+   write on every increment). Reported: wall time, increments/s, round trips. The
+   runs with a flush forced on every increment make ``--forced-increments`` (default:
+   ``--increments``; ``./dev bench`` uses 20,000, as their rate does not depend on the
+   count and 100,000 round trips of the cache store take minutes).
 2. **Live progress of M jobs**, the read behind a list endpoint: ``read_many``
    of each store, and 0.1.1's own ``JobSerializer(jobs, many=True).data`` (real
    0.1.1 code: one ``cache.get`` per job for the percentage and one for the label).
@@ -19,9 +26,11 @@ used, and flushed before and after)::
 
 Round trips are counted client-side: one per ``send_packed_command`` of a
 redis-py connection (a pipeline or an ``MGET`` sends once), not counting the
-connection handshake. 0.1.1 runs in its own interpreter (``--v011-python``),
-given access to this interpreter's ``redis`` package only (0.1.1's venv has
-none); its column is left out if that interpreter is missing.
+connection handshake. 0.1.1 runs in its own interpreter (``--v011-python``, by default
+``benchmarks/.venvs/ferry011``, which ``./dev bench`` creates), given access to this
+interpreter's ``redis`` package only; its column is left out if that interpreter is missing.
+``--skip-v011-job`` measures only 0.1.1's read (``./dev bench`` takes 0.1.1's job of the same
+size from its core part, which runs it already).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ KEY_PREFIX = "ferry_bench:"
 READ_REPEATS = 20
 #: A flush interval short enough that the runner flushes on (nearly) every increment, as 0.1.1 wrote.
 EVERY_INCREMENT = 1e-9
+V011_PYTHON = Path(__file__).resolve().parents[3] / "benchmarks" / ".venvs" / "ferry011" / "bin" / "python"
 
 
 class CountingConnection(redis.Connection):
@@ -123,7 +133,7 @@ def _median_read(fn) -> tuple[float, int]:
 # ── This project: redis store and cache store ─────────────────────────────────
 
 
-def bench_current(increments: int, jobs: int, db_path: str) -> list[dict]:
+def bench_current(increments: int, jobs: int, db_path: str, forced_increments: int | None = None) -> list[dict]:
     redis_store = {
         "BACKEND": "redis",
         "OPTIONS": {
@@ -150,11 +160,13 @@ def bench_current(increments: int, jobs: int, db_path: str) -> list[dict]:
             with override_settings(TASK_FERRY=task_ferry):
                 store = get_progress_store()
                 store.read_many([0])  # open the connection outside the measurement
-                job = create_pending_job(steps=increments)
+                steps = increments if interval is None else (forced_increments or increments)
+                job = create_pending_job(steps=steps)
                 elapsed, trips, result = _timed(lambda job=job: run_job(job.pk))
                 assert result.outcome == "finished", result
                 row = {
                     "name": name,
+                    "increments": steps,
                     "interval": flush_interval(),
                     "job_seconds": elapsed,
                     "round_trips": trips,
@@ -177,7 +189,7 @@ def bench_current(increments: int, jobs: int, db_path: str) -> list[dict]:
 # ── django-task-ferry 0.1.1 (run in its own interpreter) ──────────────────────
 
 
-def bench_v011(increments: int, jobs: int, db_path: str) -> dict:
+def bench_v011(increments: int, jobs: int, db_path: str, skip_job: bool = False) -> dict:
     _configure(
         db_path,
         ["rest_framework", "task_ferry"],
@@ -212,9 +224,11 @@ def bench_v011(increments: int, jobs: int, db_path: str) -> dict:
     from django.core.cache import cache
 
     cache.get("warm-up")  # open the connection outside the measurement
-    elapsed, trips, job = _timed(lambda: JobHandler.create_and_start(None, "bench", steps=increments))
-    job.refresh_from_db()
-    assert job.state == "finished", job.state
+    elapsed = trips = None
+    if not skip_job:
+        elapsed, trips, job = _timed(lambda: JobHandler.create_and_start(None, "bench", steps=increments))
+        job.refresh_from_db()
+        assert job.state == "finished", job.state
 
     content_type = ContentType.objects.get_for_model(BenchJob, for_concrete_model=False)
     for _ in range(jobs):  # multi-table inheritance: no bulk_create
@@ -225,6 +239,7 @@ def bench_v011(increments: int, jobs: int, db_path: str) -> dict:
     read_time, read_trips = _median_read(lambda: JobSerializer(listed, many=True).data)
     return {
         "name": "django-task-ferry 0.1.1 (cache)",
+        "increments": increments,
         "interval": None,
         "job_seconds": elapsed,
         "round_trips": trips,
@@ -234,7 +249,7 @@ def bench_v011(increments: int, jobs: int, db_path: str) -> dict:
     }
 
 
-def _run_v011(python: str, increments: int, jobs: int) -> dict | None:
+def _run_v011(python: str, increments: int, jobs: int, skip_job: bool) -> dict | None:
     if not Path(python).exists():
         print(f"(0.1.1 skipped: {python} not found)", file=sys.stderr)
         return None
@@ -242,7 +257,8 @@ def _run_v011(python: str, increments: int, jobs: int) -> dict | None:
         # Only redis-py from this interpreter; Django, DRF and task_ferry stay 0.1.1's own.
         (Path(tmp) / "redis").symlink_to(Path(redis.__file__).parent)
         done = subprocess.run(
-            [python, __file__, "--child-v011", "--increments", str(increments), "--jobs", str(jobs)],
+            [python, __file__, "--child-v011", "--increments", str(increments), "--jobs", str(jobs)]
+            + (["--skip-v011-job"] if skip_job else []),
             env={**os.environ, "PYTHONPATH": tmp},
             capture_output=True,
             text=True,
@@ -256,38 +272,47 @@ def _run_v011(python: str, increments: int, jobs: int) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--increments", type=int, default=100_000)
+    parser.add_argument(
+        "--forced-increments", type=int, help="increments of the forced-flush runs (default: --increments)"
+    )
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--v011-python", default="/tmp/v011/bin/python")
+    parser.add_argument("--v011-python", default=str(V011_PYTHON))
+    parser.add_argument("--skip-v011-job", action="store_true", help="measure only 0.1.1's batched read")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child-v011", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ferry-bench-db-") as tmp:
         db_path = str(Path(tmp) / "bench.sqlite3")
         if args.child_v011:
-            print(json.dumps(bench_v011(args.increments, args.jobs, db_path)))
+            print(json.dumps(bench_v011(args.increments, args.jobs, db_path, args.skip_v011_job)))
             return
         admin = redis.Redis.from_url(REDIS_URL)
         admin.flushdb()
         try:
-            rows = bench_current(args.increments, args.jobs, db_path)
-            legacy = _run_v011(args.v011_python, args.increments, args.jobs)
+            rows = bench_current(args.increments, args.jobs, db_path, args.forced_increments)
+            legacy = _run_v011(args.v011_python, args.increments, args.jobs, args.skip_v011_job)
         finally:
             admin.flushdb()
             admin.close()
     if legacy:
         rows.append(legacy)
+    if args.json:
+        args.json.write_text(json.dumps({"increments": args.increments, "jobs": args.jobs, "rows": rows}, indent=2))
 
-    print(f"Job of {args.increments:,} increments (run through each version's runner), Redis {REDIS_URL}:\n")
+    print(f"Jobs run through each version's runner, Redis {REDIS_URL}:\n")
     print(
         f"| {'store':<32} | {'flush interval':>14} | {'wall s':>8} | {'increments/s':>12} | {'round trips':>11} | {'flushes':>7} |"
     )
     print(f"|{'-' * 34}|{'-' * 15}:|{'-' * 9}:|{'-' * 13}:|{'-' * 12}:|{'-' * 8}:|")
     for row in rows:
+        if row["job_seconds"] is None:
+            continue
         interval = "every increment" if row["interval"] is None else f"{row['interval']:g} s"
         flushes = "-" if row["flushes"] is None else f"{row['flushes']:,}"
         print(
             f"| {row['name']:<32} | {interval:>14} | {row['job_seconds']:>8.3f} "
-            f"| {args.increments / row['job_seconds']:>12,.0f} | {row['round_trips']:>11,} | {flushes:>7} |"
+            f"| {row['increments'] / row['job_seconds']:>12,.0f} | {row['round_trips']:>11,} | {flushes:>7} |"
         )
     print(f"\nLive progress of {args.jobs} jobs (median of {READ_REPEATS} reads):\n")
     print(f"| {'reader':<32} | {'round trips':>11} | {'ms':>8} |")

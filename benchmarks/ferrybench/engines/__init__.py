@@ -1,0 +1,1 @@
+"""One module per engine: an :class:`ferrybench.engine.Engine` subclass as ``ENGINE``."""
