@@ -38,8 +38,8 @@ FIELDS_011 = (
 
 
 @pytest.fixture(autouse=True)
-def redis_db9():
-    """The machine's Redis, database 9 (``FERRY_DRF_REDIS_URL``), emptied before and after each
+def redis_db4():
+    """The machine's Redis, database 4 (``FERRY_DRF_REDIS_URL``), emptied before and after each
     test: the test settings' progress store lives there. No other database is touched."""
     client = redis.Redis.from_url(settings.REDIS_TEST_URL, socket_connect_timeout=2, socket_timeout=5)
     try:

@@ -97,7 +97,7 @@ def test_an_unreachable_store_is_reported_not_raised(staff, client_for, settings
         **settings.TASK_FERRY,
         "PROGRESS_STORE": {
             "BACKEND": "redis",
-            "OPTIONS": {"URL": "redis://127.0.0.1:1/9", "SOCKET_CONNECT_TIMEOUT": 0.2},
+            "OPTIONS": {"URL": "redis://127.0.0.1:1/4", "SOCKET_CONNECT_TIMEOUT": 0.2},
         },
     }
     body = client_for(staff).get(HEALTH).json()

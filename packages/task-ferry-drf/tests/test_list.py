@@ -316,7 +316,7 @@ def test_an_unreachable_store_degrades_to_database_values(alice, client_for, set
         # Nothing listens on port 1: every store call fails fast.
         "PROGRESS_STORE": {
             "BACKEND": "redis",
-            "OPTIONS": {"URL": "redis://127.0.0.1:1/9", "SOCKET_CONNECT_TIMEOUT": 0.2},
+            "OPTIONS": {"URL": "redis://127.0.0.1:1/4", "SOCKET_CONNECT_TIMEOUT": 0.2},
         },
     }
 
@@ -326,3 +326,34 @@ def test_an_unreachable_store_degrades_to_database_values(alice, client_for, set
     assert [(j["id"], j["progress_percentage"], j["progress_state"]) for j in response.json()] == [
         (running.pk, 12, "from the row")
     ]
+
+
+@pytest.mark.parametrize("time_zone", ["UTC", "America/Chicago", "Asia/Kolkata", "Europe/London"])
+def test_timestamps_are_rendered_exactly_as_drf_renders_them(alice, client_for, settings, time_zone):
+    """On PostgreSQL the list has the database write its timestamps as text (Django's loader
+    would parse each one in Python); the text must be what DRF's DateTimeField renders, in
+    the current time zone, whatever the fraction (none, trailing zeros, one microsecond)."""
+    from datetime import UTC, datetime
+
+    from rest_framework.fields import DateTimeField
+
+    settings.TIME_ZONE = time_zone
+    stamps = [
+        datetime(2026, 3, 29, 0, 59, 59, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, 0, 120000, tzinfo=UTC),
+        datetime(2026, 10, 25, 0, 30, 0, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for n, stamp in enumerate(stamps):
+        job = make_job(alice, "step", "finished" if n % 2 else "started")
+        Job._base_manager.filter(pk=job.pk).update(
+            created_at=stamp, updated_at=stamp, started_at=stamp, finished_at=stamp if n % 2 else None
+        )
+
+    listed = {job["id"]: job for job in client_for(alice).get(API, {"limit": 200}).json()}
+
+    drf = DateTimeField()
+    for job in Job._base_manager.filter(pk__in=listed):
+        for name in ("created_at", "updated_at", "started_at", "finished_at"):
+            value = getattr(job, name)
+            assert listed[job.pk][name] == (None if value is None else drf.to_representation(value)), (name, value)

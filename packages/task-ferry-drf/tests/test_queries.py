@@ -148,3 +148,22 @@ def test_session_authentication_adds_the_session_and_user_lookups(alice, round_t
 
     assert response["X-Total-Count"] == str(jobs)
     assert len(queries) == expected, [q["sql"][:80] for q in queries.captured_queries]
+
+
+@pytest.mark.parametrize("lines", [0, 3, 250])
+def test_a_logs_page_costs_two_queries_and_no_round_trip_whatever_its_size(alice, round_trips, lines):
+    """The job (visibility and the type's hook, as for the detail) and one page of lines."""
+    job = make_job(alice, "step", "started")
+    for n in range(lines):
+        job.log(f"line {n}")
+    client = _client(alice)
+    costs = {}
+    for page_size in (1, 50, 200):
+        client.get(f"{API}{job.pk}/logs/", {"page_size": page_size})
+        round_trips.clear()
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"{API}{job.pk}/logs/", {"page_size": page_size, "after": 0})
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == min(page_size, lines)
+        costs[page_size] = (len(queries), len(round_trips))
+    assert set(costs.values()) == {(2, 0)}, costs

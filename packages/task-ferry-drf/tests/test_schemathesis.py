@@ -27,6 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from task_ferry.models import Job
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 POSITIVE_CHECKS = [
@@ -52,6 +54,8 @@ def api(transactional_db, make_user, settings):
     alice, bob = make_user("alice"), make_user("bob")
     make_user("operator", staff=True)
     ids = [make_job(alice, "step", state, steps=1).pk for state in ("finished", "failed", "cancelled", "pending")]
+    for n in range(1, 8):  # lines for the logs endpoint to page through
+        Job._base_manager.get(pk=ids[0]).log(f"line {n}", level=("info", "warning", "error")[n % 3])
     ids.append(make_job(alice, "export_table", "failed", table_id=3).pk)
     ids.append(make_job(bob, "step", "failed").pk)
     document = SchemaGenerator().get_schema(request=None, public=True)
@@ -69,6 +73,7 @@ def test_every_generated_request_gets_a_schema_conformant_non_5xx_answer(api):
         "POST /api/jobs/{job_id}/cancel/",
         "POST /api/jobs/{job_id}/retry/",
         "GET /api/jobs/{job_id}/events/",
+        "GET /api/jobs/{job_id}/logs/",
         "GET /api/jobs/health/",
     }
 

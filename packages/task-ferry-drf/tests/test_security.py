@@ -22,6 +22,7 @@ JOB_ENDPOINTS = [
     ("post", "{id}/cancel/", "pending"),
     ("post", "{id}/retry/", "failed"),
     ("get", "{id}/events/", "finished"),
+    ("get", "{id}/logs/", "started"),
 ]
 MISSING_ID = 999_999
 
@@ -152,3 +153,40 @@ def test_scoped_throttles_apply_per_scope(alice, client_for, scoped_throttle):
     assert [client.get(f"{API}{job.pk}/").status_code for _ in range(3)] == [200, 200, 429]
     # Writes have their own scope, with no rate configured here: not throttled.
     assert all(client.post(f"{API}{job.pk}/cancel/").status_code == 200 for _ in range(3))
+
+
+def test_the_api_asks_core_s_job_type_policy(alice, bob, staff, monkeypatch):
+    """Types without an override get core's default (owner or staff); a job whose type is no
+    longer registered, or a type registered without subclassing JobType, gets it too."""
+    from ferry_drf_testproject.drfapp.job_types import StepJobType
+
+    from task_ferry.registry import JobType
+    from task_ferry_drf.permissions import has_permission
+
+    job = make_job(alice, "step", "finished")
+    asked = []
+    original = JobType.has_permission.__func__
+
+    def spy(cls, user, action, job=None):
+        asked.append((cls.__name__, user.username, action))
+        return original(cls, user, action, job)
+
+    monkeypatch.setattr(JobType, "has_permission", classmethod(spy))
+    assert has_permission(StepJobType(), alice, "cancel", job) is True
+    assert has_permission(StepJobType(), bob, "cancel", job) is False
+    assert has_permission(None, staff, "retry", job) is True
+    assert asked == [
+        ("StepJobType", "alice", "cancel"),
+        ("StepJobType", "bob", "cancel"),
+        ("JobType", "operator", "retry"),
+    ]
+
+    class DuckType:  # registered without subclassing JobType
+        def has_permission(self, user, action, job=None):
+            return action == "view"
+
+    assert has_permission(DuckType(), bob, "view", job) is True
+    assert has_permission(DuckType(), alice, "cancel", job) is False
+    assert has_permission(object(), bob, "view", job) is False  # no hook: the default
+    with pytest.raises(ValueError, match="create, view, cancel, retry"):
+        has_permission(StepJobType(), alice, "destroy", job)

@@ -5,6 +5,7 @@ and cleaning up jobs (0.1.1 API plus ``create_many``, ``retry``, ``queue_depths`
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import zlib
 from collections import defaultdict
@@ -28,7 +29,7 @@ from .exceptions import (
     MaxJobCountExceeded,
 )
 from .models import Job, ProgressRecord
-from .protocols import Dispatch
+from .protocols import Dispatch, Snapshot
 from .registry import JobType, job_type_registry
 from .runner import run_job
 from .states import (
@@ -302,6 +303,18 @@ class JobHandler:
         if executor.supports_revoke and job.executor_task_id:
             pk, task_id = job.pk, job.executor_task_id
             transaction.on_commit(lambda: _quietly("revoke", executor.revoke, pk, task_id))
+        store = get_progress_store()
+        if getattr(store, "supports_subscribe", False):
+            # Tell live readers (an event stream subscribed to the job) at once, as the runner
+            # does when a job ends: ``clear`` with the final state publishes it. After the
+            # commit, so a reader that then reads the row finds it cancelled. Stores without a
+            # live channel are left alone: their readers poll, the row decides for an ended
+            # job, and a pending job has no entry to clear (no extra write to the database store).
+            final = Snapshot(job.pk, job.state, job.progress_percentage, job.progress_state, time.time())
+            transaction.on_commit(
+                lambda: _quietly("publish the cancel to", store.clear, final.job_id, final),
+                using=router.db_for_write(Job),
+            )
         specific = job.specific
         specific.state = job.state
         try:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 
+#: What :meth:`JobType.has_permission` is asked about.
+PERMISSION_ACTIONS = ("create", "view", "cancel", "retry")
+
+
 class JobType:
     """Base class for job types.
 
@@ -98,6 +102,46 @@ class JobType:
 
     def before_delete(self, job: Job) -> None:
         """Called before ``cleanup_old_jobs`` deletes the job row."""
+
+    # ── Permissions ────────────────────────────────────────────────────────────
+
+    @classmethod
+    def has_permission(cls, user: Any, action: str, job: Job | None = None) -> bool:
+        """May ``user`` do ``action`` with ``job`` (a job of this type, an instance of its
+        ``model_class``), or with jobs of this type when ``job`` is None?
+
+        ``action`` is one of :data:`PERMISSION_ACTIONS`:
+
+        ``"create"``  ``job`` is None: may the user create a job of this type;
+        ``"view"``    read the job (detail, events, logs); with ``job=None``: may the
+                      user's list include jobs of this type at all;
+        ``"cancel"``, ``"retry"``  the job.
+
+        The default policy: an anonymous user may do nothing; with no job, any
+        authenticated user may; with a job, its owner or a staff user
+        (``user.is_staff``). Core itself never calls this: callers that act for a
+        user do (task-ferry-drf on every endpoint, where an answer of False for
+        ``view`` makes the job look missing). Override it to narrow the policy, and
+        call ``super().has_permission(user, action, job)`` to keep the default
+        rules and the check of ``action``::
+
+            def has_permission(self, user, action, job=None):
+                if action == "create" and not user.has_perm("exports.add_export"):
+                    return False
+                return super().has_permission(user, action, job)
+
+        Raises ``ValueError`` for an unknown ``action``. Works on the class too
+        (``JobType.has_permission(user, "view", job)`` is the default policy).
+        """
+        if action not in PERMISSION_ACTIONS:
+            raise ValueError(
+                f"unknown permission action {action!r}; has_permission() actions are {', '.join(PERMISSION_ACTIONS)}."
+            )
+        if user is None or not getattr(user, "is_authenticated", False):
+            return False
+        if job is None:
+            return True
+        return bool(getattr(user, "is_staff", False)) or (job.user_id is not None and job.user_id == user.pk)
 
     # ── Resolved settings ──────────────────────────────────────────────────────
 

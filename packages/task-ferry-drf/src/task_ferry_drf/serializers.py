@@ -177,6 +177,52 @@ class ListQuerySerializer(serializers.Serializer):
         return attrs
 
 
+# ── Query parameters of the logs ────────────────────────────────────────────────
+
+#: Largest ``page_size`` core's ``get_logs`` serves, whatever ``MAX_PAGE_SIZE`` says.
+MAX_LOG_PAGE_SIZE = 1000
+#: Lines per page when ``page_size`` is not given (then capped by ``MAX_PAGE_SIZE`` too).
+DEFAULT_LOG_PAGE_SIZE = 100
+
+
+class LogQuerySerializer(serializers.Serializer):
+    """Query parameters of ``GET /<id>/logs/``: ``after`` (a cursor) or ``page`` (a number),
+    not both, and ``page_size``. Unknown parameters are ignored; a bad value (an empty one
+    included) is a 400 naming the parameter."""
+
+    @classmethod
+    def from_query(cls, query) -> LogQuerySerializer:
+        # A plain dict, as for the list: `?after=` is a mistake to report, not "not given".
+        return cls(data={name: query[name] for name in query if name in cls._declared_fields})
+
+    after = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_JOB_ID,
+        help_text="Cursor: only lines with a `seq` above this one (the previous page's `next_after`).",
+    )
+    page = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_OFFSET,
+        help_text="Page number, from 1 (default 1). Not with `after`.",
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text=f"Lines per page (default {DEFAULT_LOG_PAGE_SIZE}); values above MAX_PAGE_SIZE (200) are capped.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if "after" in attrs and "page" in attrs:
+            raise serializers.ValidationError(
+                {"page": ["Use either after (a cursor) or page (a page number), not both."]}
+            )
+        size = attrs.get("page_size", DEFAULT_LOG_PAGE_SIZE)
+        attrs["page_size"] = min(size, conf.get("MAX_PAGE_SIZE"), MAX_LOG_PAGE_SIZE)
+        return attrs
+
+
 # ── Create ──────────────────────────────────────────────────────────────────────
 
 
@@ -223,6 +269,33 @@ class JobDetailSerializer(JobSerializer):
     # Any JSON, null included (allow_null would make drf-spectacular emit an ambiguous oneOf).
     result = serializers.JSONField(help_text="What the type's run() returned; null if nothing.")
     values = serializers.DictField(help_text="Fields of the type's own model.")
+
+
+class LogLineSerializer(serializers.Serializer):
+    """One line of a job's log."""
+
+    seq = serializers.IntegerField(min_value=1, help_text="1, 2, 3, ... in the order the lines were written.")
+    level = serializers.CharField(help_text="`debug`, `info`, `warning`, `error` or `critical`.")
+    message = serializers.CharField(allow_blank=True)
+    logger = serializers.CharField(
+        allow_blank=True, help_text="The `logging` logger of a captured record; empty for `job.log()` lines."
+    )
+    created_at = serializers.DateTimeField()
+
+
+class LogPageSerializer(serializers.Serializer):
+    """A page of a job's log lines, oldest first."""
+
+    results = LogLineSerializer(many=True)
+    has_more = serializers.BooleanField(help_text="More lines follow this page.")
+    next_after = serializers.IntegerField(
+        min_value=0,
+        help_text="Pass as `after` to read the lines that follow: the last line's `seq` (the given `after`, "
+        "or 0, when the page is empty).",
+    )
+    next = serializers.URLField(
+        allow_null=True, help_text="This URL with `after=next_after` when `has_more`; else null."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

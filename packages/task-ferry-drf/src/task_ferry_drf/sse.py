@@ -20,9 +20,11 @@ job that has already ended gets its ``end`` event at once.
 How changes are noticed:
 
 * under WSGI, with a store that has a live channel (``supports_subscribe``, e.g.
-  the ``redis`` store): pushed snapshots, no polling. The subscription is
-  renewed every ``SSE_KEEPALIVE`` seconds, and the database row is read then
-  too, so an end the store never announces (a pending job cancelled) is seen;
+  the ``redis`` store): pushed snapshots, no polling. Every end is announced on
+  the channel (the runner's, and core's cancel of a pending job). The
+  subscription is renewed every ``SSE_KEEPALIVE`` seconds, and the database row
+  is read then too, so an end whose announcement was lost (the store was down)
+  is still seen;
 * otherwise, and always under ASGI: the store and the row are read every
   ``SSE_POLL_INTERVAL`` seconds. Under ASGI the stream is an async iterator
   that awaits between reads, so no thread is blocked while it waits (the reads
@@ -60,7 +62,7 @@ from task_ferry.protocols import Snapshot
 from task_ferry.states import JOB_STATES_ENDED
 
 from . import conf
-from .live import SUMMARY_COLUMNS, read_snapshots, summary
+from .live import SUMMARY_COLUMNS, live_of, read_snapshots, summary
 
 logger = logging.getLogger("task_ferry_drf")
 
@@ -109,7 +111,7 @@ class _Watch:
         """Events for the current row and ``snap``, and whether the stream is done."""
         if self.row is None:
             return [], True  # deleted meanwhile: a reconnecting client gets a 404
-        data = summary(self.row, snap)
+        data = summary(self.row, live_of(self.row, snap))
         if self.row["state"] in JOB_STATES_ENDED:
             return [self._wrote(_event("end", data))], True
         if data != self.sent:

@@ -11,6 +11,7 @@ path                     method  name           what
 ``<id>/cancel/``         POST    ``job-cancel`` cancel (idempotent; an ended job is 400)
 ``<id>/retry/``          POST    ``job-retry``  run a failed or cancelled job again
 ``<id>/events/``         GET     ``job-events`` server-sent events until the job ends
+``<id>/logs/``           GET     ``job-logs``   a page of the job's log lines (``after`` or ``page``)
 ``health/``              GET     ``health``     operators' numbers (staff or token)
 =======================  ======  =============  ===========================================
 
@@ -21,7 +22,7 @@ keeps working.
 from django.urls import path
 
 from .health import HealthView
-from .views import JobCancelView, JobDetailView, JobEventsView, JobListView, JobRetryView
+from .views import JobCancelView, JobDetailView, JobEventsView, JobListView, JobLogsView, JobRetryView
 
 app_name = "task_ferry"
 
@@ -32,4 +33,5 @@ urlpatterns = [
     path("<int:job_id>/cancel/", JobCancelView.as_view(), name="job-cancel"),
     path("<int:job_id>/retry/", JobRetryView.as_view(), name="job-retry"),
     path("<int:job_id>/events/", JobEventsView.as_view(), name="job-events"),
+    path("<int:job_id>/logs/", JobLogsView.as_view(), name="job-logs"),
 ]

@@ -9,7 +9,7 @@ Common to every job endpoint:
 * a job the caller may not see answers exactly like a job that does not exist
   (404 ``{"detail": "Job not found."}``) -- see :mod:`task_ferry_drf.permissions`;
 * throttling: DRF's ``DEFAULT_THROTTLE_CLASSES`` apply; with
-  ``ScopedRateThrottle`` the scopes are ``task_ferry_read`` (list, detail),
+  ``ScopedRateThrottle`` the scopes are ``task_ferry_read`` (list, detail, logs),
   ``task_ferry_write`` (create, cancel, retry), ``task_ferry_events`` and
   ``task_ferry_health``. A scope without a rate is not throttled.
 """
@@ -48,22 +48,22 @@ from task_ferry.exceptions import (
 from task_ferry.handler import JobHandler
 from task_ferry.models import Job
 from task_ferry.registry import job_type_registry
-from task_ferry.states import JOB_STATES_ENDED
 
 from . import sse
 from ._schema import OpenApiExample, OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from .live import (
     DETAIL_COLUMNS,
     MAX_JOB_ID,
-    SUMMARY_COLUMNS,
     datetime_renderer,
     detail,
     json_value,
+    live_rows,
     own_fields,
     read_snapshots,
-    refresh_vanished,
     subclass_paths,
     summary,
+    summary_rows,
+    summary_values,
     type_name,
     type_values,
     types_filter,
@@ -76,6 +76,8 @@ from .serializers import (
     JobDetailSerializer,
     JobSerializer,
     ListQuerySerializer,
+    LogPageSerializer,
+    LogQuerySerializer,
 )
 
 NOT_FOUND = "Job not found."
@@ -370,7 +372,7 @@ class JobListView(FerryView):
             offset = params.get("offset", 0)
             # One row more than the page: when it does not come, the page is the last one and the
             # total is known without a COUNT (a list that fits in one page costs one query).
-            rows = list(jobs.order_by(*order_by)[offset : offset + limit + 1].values(*SUMMARY_COLUMNS))
+            rows = summary_rows(summary_values(jobs.order_by(*order_by))[offset : offset + limit + 1])
             last_page = len(rows) <= limit and (rows or not offset)
             total = offset + len(rows) if last_page else jobs.count()
             rows = rows[:limit]
@@ -388,7 +390,7 @@ class JobListView(FerryView):
                     jobs = jobs.filter(
                         Q(**{f"{key}__{op}": cursor.key}) | Q(**{key: cursor.key, f"id__{op}": cursor.last_id})
                     )
-            rows = list(jobs.order_by(*order_by)[: limit + 1].values(*SUMMARY_COLUMNS)) if limit else []
+            rows = summary_rows(summary_values(jobs.order_by(*order_by))[: limit + 1]) if limit else []
             if len(rows) > limit:
                 rows = rows[:limit]
                 token = Cursor(ordering, rows[-1][key], rows[-1]["id"]).encode()
@@ -397,12 +399,10 @@ class JobListView(FerryView):
         if links:
             headers["Link"] = ", ".join(links)
 
-        # An ended job shows its row whatever the store holds: ask the store about the others only
-        # (a page of ended jobs costs no round trip at all).
-        snaps = read_snapshots([row["id"] for row in rows if row["state"] not in JOB_STATES_ENDED])
-        rows = refresh_vanished(rows, snaps)
+        # An ended job shows its row whatever the store holds: the store is asked about the others
+        # only (a page of ended jobs costs no round trip at all).
         dt = datetime_renderer()
-        return Response([summary(row, snaps.get(row["id"]), dt) for row in rows], headers=headers)
+        return Response([summary(row, live, dt) for row, live in live_rows(rows)], headers=headers)
 
     @extend_schema(
         operation_id="task_ferry_jobs_create",
@@ -554,6 +554,71 @@ class JobRetryView(FerryView):
                     raise
                 # Retried and run inline by the immediate executor, which re-raised the job's error.
         return Response(render_job(job.pk))
+
+
+class JobLogsView(FerryView):
+    """``GET /<id>/logs/``: a page of the job's log lines, oldest first (core's
+    ``JobHandler.get_logs``), by cursor (``after``) or page number (``page``)."""
+
+    @extend_schema(
+        operation_id="task_ferry_jobs_logs",
+        parameters=[_JOB_ID, LogQuerySerializer],
+        responses={
+            200: LogPageSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="A bad query parameter (named in the body)."),
+            **_ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={
+                    "results": [
+                        {
+                            "seq": 1,
+                            "level": "info",
+                            "message": "Reading table 42",
+                            "logger": "",
+                            "created_at": "2026-05-28T10:00:01.004211Z",
+                        }
+                    ],
+                    "has_more": True,
+                    "next_after": 1,
+                    "next": "https://example.com/api/jobs/17/logs/?after=1",
+                },
+            )
+        ],
+    )
+    def get(self, request, job_id: int):
+        query = LogQuerySerializer.from_query(request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        job, _ = visible_job(request, job_id)
+        page = JobHandler.get_logs(
+            job.pk, after=params.get("after"), page=params.get("page"), page_size=params["page_size"]
+        )
+        dt = datetime_renderer()
+        next_url = None
+        if page.has_more:
+            url = remove_query_param(request.build_absolute_uri(), "page")
+            next_url = replace_query_param(url, "after", page.next_after)
+        return Response(
+            {
+                "results": [
+                    {
+                        "seq": line.seq,
+                        "level": line.level,
+                        "message": line.message,
+                        "logger": line.logger,
+                        "created_at": dt(line.created_at),
+                    }
+                    for line in page.lines
+                ],
+                "has_more": page.has_more,
+                "next_after": page.next_after,
+                "next": next_url,
+            }
+        )
 
 
 class EventStreamRenderer(BaseRenderer):

@@ -1,7 +1,7 @@
 """Settings for task-ferry-drf's tests. ``FERRY_TEST_DB=postgres`` runs them on the
 local PostgreSQL (127.0.0.1:5432, database ``test``); the default is SQLite.
 
-The progress store is the ``redis`` store on the machine's Redis, database 9 only
+The progress store is the ``redis`` store on the machine's Redis, database 4 only
 (``FERRY_DRF_REDIS_URL`` overrides it); tests flush that database and never touch
 another. Tests that need another store override ``TASK_FERRY``."""
 
@@ -53,7 +53,7 @@ SPECTACULAR_SETTINGS = {
 DATABASES = test_databases("ferry_drf")
 
 
-REDIS_TEST_URL = os.environ.get("FERRY_DRF_REDIS_URL", "redis://127.0.0.1:6379/9")
+REDIS_TEST_URL = os.environ.get("FERRY_DRF_REDIS_URL", "redis://127.0.0.1:6379/4")
 
 TASK_FERRY = {
     "EXECUTOR": "immediate",
