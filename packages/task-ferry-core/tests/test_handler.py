@@ -4,6 +4,7 @@ queue depths, listing and cleanup, on the real test database."""
 from __future__ import annotations
 
 import math
+import time
 from datetime import timedelta
 
 import pytest
@@ -282,6 +283,19 @@ def test_retry_of_a_job_cancelled_while_started_runs_to_the_end(transactional_db
     JobHandler.retry(job.pk)
     with override_settings(TASK_FERRY={"EXECUTOR": PARKING, "PROGRESS_FLUSH_INTERVAL": 0.001}):
         assert run_job(job.pk).outcome == JOB_FINISHED
+
+
+@pytest.mark.parametrize("store_percentage, expected", [(40, (40, "step 4")), (0, (10, "row label"))])
+def test_cancel_of_a_running_job_records_how_far_it_got(transactional_db, parked, store_percentage, expected):
+    """The row of a job cancelled while running shows its last progress from the store at
+    once (an API reader sees 40 %, not the row's stale 10 %, before the runner notices the
+    cancel); a store behind the row never lowers it."""
+    job = JobHandler.create_and_start(None, "scripted", steps=3)
+    Job.objects.filter(pk=job.pk).update(state=JOB_STARTED, progress_percentage=10, progress_state="row label")
+    get_progress_store().write(Snapshot(job.pk, JOB_STARTED, store_percentage, "step 4", time.time()))
+    JobHandler.cancel(None, job.pk)
+    row = Job.objects.get(pk=job.pk)
+    assert (row.state, row.progress_percentage, row.progress_state) == (JOB_CANCELLED, *expected)
 
 
 def test_retry_respects_max_count(user, parked):

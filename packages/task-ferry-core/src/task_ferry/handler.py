@@ -290,7 +290,7 @@ class JobHandler:
         # then rolls back still stops the job: cancel is not transactional.)
         store = get_progress_store()
         _quietly("request a cancel from", store.request_cancel, job.pk)
-        if job._transition((JOB_STARTED,), JOB_CANCELLED, finished_at=timezone.now()):
+        if job._transition((JOB_STARTED,), JOB_CANCELLED, finished_at=timezone.now(), **_last_progress(store, job)):
             return job
         if job.state != JOB_CANCELLED:
             _quietly("clear", store.clear, job.pk)
@@ -368,6 +368,21 @@ class JobHandler:
 
 
 # ── Helpers ────────────────────────────────────────────────────────────────────
+
+
+def _last_progress(store, job: Job) -> dict[str, Any]:
+    """The running job's last progress in the store, as row fields, when it is ahead of
+    the row: a cancelled job's row then shows how far it got at once, not only once its
+    runner notices the cancel and records it (one store round trip; none of it if the
+    store is away)."""
+    try:
+        snapshot = store.read_many([job.pk]).get(job.pk)
+    except Exception as exc:
+        logger.warning("task-ferry: could not read the store for job %s: %s", job.pk, exc)
+        return {}
+    if snapshot is None or snapshot.percentage <= (job.progress_percentage or 0):
+        return {}
+    return {"progress_percentage": snapshot.percentage, "progress_state": (snapshot.label or job.progress_state)[:255]}
 
 
 def _quietly(what: str, fn, *args: Any) -> None:
