@@ -248,6 +248,7 @@ def test_ferry_reap_command(transactional_db):
         "retried": [],
         "killed": [],
         "dispatched": [],
+        "recovered": [],
     }
     out = StringIO()
     call_command("ferry", "reap", stdout=out)

@@ -79,6 +79,12 @@ class Executor(Protocol):
     def check(self) -> list[CheckMessage]:
         """Django system-check messages about this executor's configuration."""
 
+    # Optional: ``recover(limit: int) -> list[int]``. An engine that can lose a delivery
+    # after taking it and before the runner's claim (a worker dying in between, with no
+    # redelivery) implements it: dispatch again the ``pending`` jobs whose engine task ended
+    # without running them, at most ``limit``, and return their ids. The reaper calls it
+    # on every pass; it must be safe with several reapers at once (compare-and-set).
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

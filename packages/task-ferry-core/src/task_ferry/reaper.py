@@ -19,6 +19,12 @@ One pass (:func:`reap`, ``JobHandler.reap()``, ``manage.py ferry reap``):
    dispatched, for executors without ``supports_delay`` (the engine cannot
    wait, so nobody else will), and as a safety net for the others once it is
    ``HEARTBEAT_TIMEOUT`` overdue (a delayed delivery the engine lost).
+4. **Deliveries the engine lost.** Where the executor has a ``recover(limit)``
+   method (an optional part of the executor protocol: ``rq`` has one), the pass
+   calls it: it dispatches again the ``pending`` jobs whose engine task ended
+   without running them (a worker took the job and died before the claim) and
+   returns their ids. Every delivery still goes through the runner's claim, so
+   no body runs twice.
 
 Safe to run from cron, from any engine's periodic mechanism (Celery beat, a
 django-tasks schedule, a systemd timer) and with several instances at once:
@@ -72,9 +78,11 @@ class ReapResult:
     killed: list[int] = field(default_factory=list)
     #: Due ``retrying`` jobs handed to the executor.
     dispatched: list[int] = field(default_factory=list)
+    #: ``pending`` jobs the engine lost before their claim, dispatched again by the executor's ``recover``.
+    recovered: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.lost or self.timed_out or self.dispatched)
+        return bool(self.lost or self.timed_out or self.dispatched or self.recovered)
 
 
 def reap(now: datetime | None = None, limit: int = 500) -> ReapResult:
@@ -84,6 +92,7 @@ def reap(now: datetime | None = None, limit: int = 500) -> ReapResult:
     _reap_lost(now, limit, result)
     _reap_timed_out(now, limit, result)
     _dispatch_due(now, limit, result)
+    _recover_lost_deliveries(limit, result)
     return result
 
 
@@ -295,3 +304,17 @@ def _dispatch_due(now: datetime, limit: int, result: ReapResult) -> None:
         job = Job._base_manager.get(pk=pk)
         retry.submit(executor, job)
         result.dispatched.append(pk)
+
+
+# ── 4. Deliveries the engine lost ─────────────────────────────────────────────
+
+
+def _recover_lost_deliveries(limit: int, result: ReapResult) -> None:
+    recover = getattr(get_executor(), "recover", None)
+    if recover is None:
+        return
+    try:
+        result.recovered.extend(recover(limit=limit))
+    except Exception:
+        # The other parts of the pass stand; the next pass tries again.
+        logger.exception("task-ferry: the executor's recover() failed; trying again next pass.")

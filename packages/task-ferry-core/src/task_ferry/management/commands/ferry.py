@@ -543,13 +543,15 @@ class Command(BaseCommand):
                         "retried": result.retried,
                         "killed": result.killed,
                         "dispatched": result.dispatched,
+                        "recovered": result.recovered,
                     }
                 )
                 return
             self.stdout.write(
                 f"Reaped {len(result.lost)} job(s) with a lost worker and {len(result.timed_out)} timed-out "
                 f"job(s) ({len(result.killed)} killed); {len(result.retried)} of them retried; "
-                f"{len(result.dispatched)} due retr{'y' if len(result.dispatched) == 1 else 'ies'} dispatched."
+                f"{len(result.dispatched)} due retr{'y' if len(result.dispatched) == 1 else 'ies'} dispatched; "
+                f"{len(result.recovered)} lost deliver{'y' if len(result.recovered) == 1 else 'ies'} dispatched again."
             )
 
         if options["every"] is None:
