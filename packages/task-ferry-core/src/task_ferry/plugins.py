@@ -46,9 +46,19 @@ class PluginGroup:
     def __init__(self, group: str, kind: str) -> None:
         self.group = group
         self.kind = kind
+        self._entry_points: dict[str, metadata.EntryPoint] | None = None
 
     def entry_points(self) -> dict[str, metadata.EntryPoint]:
-        return {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+        """The group's entry points by name. Scanned once per process (the scan reads
+        every installed distribution's metadata: tens of milliseconds), and the result
+        survives a fork, so a forked worker process does not pay it per job."""
+        if self._entry_points is None:
+            self._entry_points = {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+        return self._entry_points
+
+    def forget(self) -> None:
+        """Scan again on next use (after installing or removing a distribution in this process)."""
+        self._entry_points = None
 
     def installed(self) -> list[PluginInfo]:
         out = []

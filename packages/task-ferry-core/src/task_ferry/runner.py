@@ -22,10 +22,11 @@ import json
 import logging
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import router, transaction
+from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -162,27 +163,31 @@ def _safely(what: str, job: Job, fn, *args) -> None:
         )
 
 
+def _model_for(job_type: str | None) -> type[Job] | None:
+    if job_type and job_type in job_type_registry:
+        return job_type_registry.get(job_type).model_class
+    return None
+
+
 def load_job(job_id: int, job_type: str | None = None) -> Job:
     """The specific job row: one query when the type is known, two otherwise."""
-    if job_type and job_type in job_type_registry:
-        model = job_type_registry.get(job_type).model_class
+    model = _model_for(job_type)
+    if model is not None:
         return model._base_manager.get(pk=job_id)
     return Job._base_manager.get(pk=job_id).specific
 
 
-def run_job(job_id: int, job_type: str | None = None) -> RunResult:
-    """Run one attempt of a job by id. Safe to call twice with the same id, concurrently
-    or not: only the call that claims the job runs it.
-
-    The claim is a compare-and-set from ``pending``, or from ``retrying`` once the
-    job's ``run_after`` is due; it counts the attempt (``attempts``) and writes the
-    first heartbeat. Every later write of this attempt is guarded by its number, so
-    a worker that was given up on can never overwrite a later attempt."""
-    now = timezone.now()
-    claimed = (
-        Job._base_manager.filter(pk=job_id)
-        .filter(Q(state=JOB_PENDING) | Q(state=JOB_RETRYING, run_after__lte=now))
-        .update(
+def _claim(job_id: int, job_type: str | None, now) -> Job | None:
+    """Claim the job (compare-and-set to ``started``) and load it; None if it was not
+    waiting to run. On PostgreSQL the claim and the load are one statement (the same
+    compare-and-set, see :func:`_claim_statement`); elsewhere an UPDATE, then the
+    SELECT of :func:`load_job`."""
+    alias = router.db_for_write(Job)
+    if connections[alias].vendor != "postgresql":
+        claim = Job._base_manager.filter(pk=job_id).filter(
+            Q(state=JOB_PENDING) | Q(state=JOB_RETRYING, run_after__lte=now)
+        )
+        claimed = claim.update(
             state=JOB_STARTED,
             started_at=now,
             updated_at=now,
@@ -193,12 +198,92 @@ def run_job(job_id: int, job_type: str | None = None) -> RunResult:
             error_code="",
             attempts=F("attempts") + 1,
         )
-    )
+        if not claimed:
+            return None
+        try:
+            return load_job(job_id, job_type)
+        except Job.DoesNotExist:  # the type's table has no row for it: the job's row says another type
+            return Job._base_manager.get(pk=job_id).specific
+    model = _model_for(job_type)
+    claimed, job = _claim_pg(job_id, now, model or Job, alias)
     if not claimed:
+        return None
+    if job is None:  # claimed, but the type's table has no row for it: the job's row says another type
+        return Job._base_manager.get(pk=job_id).specific
+    # Type unknown: the row's content type says which model it is (cached per process).
+    return job.specific if model is None else job
+
+
+#: (model, alias) -> (SQL, the SELECT's compiler) of the claim on PostgreSQL; built once per process.
+_claim_statements: dict[tuple, tuple[str, object]] = {}
+
+
+def _claim_statement(model: type[Job], alias: str) -> tuple[str, object]:
+    """The claim as one statement: the UPDATE is a data-modifying CTE named like the
+    job table, so the SELECT of ``model`` (with the joins of a subclass) reads the row
+    as it is after the UPDATE; the outer query returns one row whether or not the
+    UPDATE matched, with the UPDATE's row count first. Parameters: state, started_at,
+    updated_at, heartbeat_at, id, pending, retrying, now, then the SELECT's pk."""
+    key = (model, alias)
+    cached = _claim_statements.get(key)
+    if cached is not None:
+        return cached
+    connection = connections[alias]
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+
+    def col(name: str) -> str:
+        return qn(Job._meta.get_field(name).column)
+
+    update = (
+        f"UPDATE {table} SET {col('state')} = %s, {col('started_at')} = %s, {col('updated_at')} = %s, "
+        f"{col('heartbeat_at')} = %s, {col('finished_at')} = NULL, {col('error')} = '', "
+        f"{col('human_readable_error')} = '', {col('error_code')} = '', "
+        f"{col('attempts')} = {table}.{col('attempts')} + 1 "
+        f"WHERE {table}.{col('id')} = %s AND ({table}.{col('state')} = %s "
+        f"OR ({table}.{col('state')} = %s AND {table}.{col('run_after')} <= %s)) RETURNING *"
+    )
+    compiler = model._base_manager.db_manager(alias).filter(pk=0).order_by().query.get_compiler(alias)
+    select_sql, select_params = compiler.as_sql()
+    if list(select_params) != [0]:  # not the one pk parameter this statement expects
+        raise RuntimeError(f"task-ferry: unexpected SELECT for the claim of {model.__name__}: {select_sql}")
+    sql = (
+        f"WITH {table} AS ({update}) SELECT (SELECT count(*) FROM {table}), loaded.* "
+        f"FROM (SELECT 1) AS one LEFT JOIN ({select_sql}) AS loaded ON true"
+    )
+    _claim_statements[key] = (sql, compiler)
+    return sql, compiler
+
+
+def _claim_pg(job_id: int, now, model: type[Job], alias: str) -> tuple[bool, Job | None]:
+    """Whether the claim matched, and the row of ``model`` as it is after the claim
+    (None if ``model``'s table has no row for the job)."""
+    sql, compiler = _claim_statement(model, alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, (JOB_STARTED, now, now, now, job_id, JOB_PENDING, JOB_RETRYING, now, job_id))
+        count, *row = cursor.fetchone()
+    fields = compiler.klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    if not count or row[start] is None:  # the first selected column is the primary key
+        return bool(count), None
+    row = next(iter(compiler.results_iter(results=[[row]])))
+    names = [column[0].target.attname for column in compiler.select[start:end]]
+    return True, model.from_db(alias, names, row[start:end])
+
+
+def run_job(job_id: int, job_type: str | None = None) -> RunResult:
+    """Run one attempt of a job by id. Safe to call twice with the same id, concurrently
+    or not: only the call that claims the job runs it.
+
+    The claim is a compare-and-set from ``pending``, or from ``retrying`` once the
+    job's ``run_after`` is due; it counts the attempt (``attempts``) and writes the
+    first heartbeat. Every later write of this attempt is guarded by its number, so
+    a worker that was given up on can never overwrite a later attempt."""
+    job = _claim(job_id, job_type, timezone.now())
+    if job is None:
         logger.debug("task-ferry: job %s is not waiting to run (duplicate delivery or cancelled); skipped.", job_id)
         return RunResult(job_id, SKIPPED)
 
-    job = load_job(job_id, job_type)
     job_type_obj = job_type_registry.get_by_model(job)
     attempt = job.attempts
     timeout = job_type_obj.get_timeout(job)
@@ -233,11 +318,7 @@ def run_job(job_id: int, job_type: str | None = None) -> RunResult:
     if outcome == JOB_FAILED:
         executor, plan = _retry_plan(job_type_obj, job, exc)
     result = _json_result(job, value) if outcome == JOB_FINISHED else None
-    # One transaction for the outcome and the attempt's row: they agree, and it is one commit (on SQLite
-    # every commit is a sync to disk).
-    with transaction.atomic(using=router.db_for_write(Job)):
-        state, ours = _record(job, attempt, outcome, progress, result, exc, code, plan)
-        _record_attempt(job, attempt, outcome, code, exc)
+    state, ours = _record(job, attempt, outcome, progress, result, exc, code, plan)
     # A cancel that won the race with the failed attempt also cancels the retry.
     retried = ours and plan is not None and state == plan.state
     # Nothing to clear when this attempt never wrote a snapshot and was not cancelled
@@ -369,7 +450,7 @@ def _record(
                 human_readable_error=f"An error occurred while running the job: {message}",
                 error_code=code,
             )
-    if Job._base_manager.filter(pk=job.pk, state=JOB_STARTED, attempts=attempt).update(state=target, **fields):
+    if _write_outcome(job, attempt, target, fields, _attempt_row(job, attempt, outcome, code, exc)):
         job.state = target
         for name, value in fields.items():
             setattr(job, name, value)
@@ -398,19 +479,77 @@ def _record(
     return job.state, False
 
 
-def _record_attempt(job: Job, attempt: int, outcome: str, code: str, exc: BaseException | None) -> None:
-    """One ``JobAttempt`` row; the first writer of an attempt wins (the reaper may have
-    recorded this one as lost already)."""
-    try:
-        with transaction.atomic(using=router.db_for_write(JobAttempt)):  # a savepoint: a failure here is contained
-            record_attempt(job, attempt, outcome, code, exc)
-    except Exception:
-        logger.exception("task-ferry: could not record attempt %s of job %s.", attempt, job.pk)
+def _write_outcome(job: Job, attempt: int, target: str, fields: dict, attempt_row: JobAttempt) -> bool:
+    """Compare-and-set the attempt's outcome (from ``started``, this attempt) and insert
+    its ``JobAttempt`` row whether or not the CAS won (the first writer of an attempt's
+    row wins: the reaper may have recorded it as lost already). Whether the CAS won.
+
+    On PostgreSQL both are one statement, committed on its own: no transaction, no
+    savepoint. Should that statement fail on its data (an integrity or data error),
+    nothing of it was written, and the two writes are made apart, as on the other
+    databases: the outcome first, then the attempt row in a savepoint, in one
+    transaction, so a failure of the row cannot undo the outcome."""
+    alias = router.db_for_write(Job)
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext():
+                return _write_outcome_pg(job.pk, attempt, {"state": target, **fields}, attempt_row, alias)
+        except (IntegrityError, DataError) as exc:
+            logger.warning(
+                "task-ferry: recording attempt %s of job %s in one statement failed (%s); recording it in two.",
+                attempt,
+                job.pk,
+                exc,
+            )
+    with transaction.atomic(using=alias):
+        cas = Job._base_manager.using(alias).filter(pk=job.pk, state=JOB_STARTED, attempts=attempt)
+        won = bool(cas.update(state=target, **fields))
+        if not won and not Job._base_manager.using(alias).filter(pk=job.pk).exists():
+            return False  # deleted meanwhile: no attempt to record (its foreign key would fail the commit)
+        try:
+            with transaction.atomic(using=alias):  # a savepoint: a failure here is contained
+                JobAttempt.objects.using(alias).bulk_create([attempt_row], ignore_conflicts=True)
+        except Exception:
+            logger.exception("task-ferry: could not record attempt %s of job %s.", attempt, job.pk)
+    return won
 
 
-def record_attempt(
+def _write_outcome_pg(job_id: int, attempt: int, values: dict, row: JobAttempt, alias: str) -> bool:
+    connection = connections[alias]
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    sets, params = [], []
+    for name, value in values.items():
+        field = Job._meta.get_field(name)
+        if value is None:
+            sets.append(f"{qn(field.column)} = NULL")  # SQL NULL, as the ORM writes None (not JSON null)
+        else:
+            sets.append(f"{qn(field.column)} = %s")
+            params.append(field.get_db_prep_save(value, connection))
+    pk, state, attempts = (qn(Job._meta.get_field(n).column) for n in ("id", "state", "attempts"))
+    params += [job_id, JOB_STARTED, attempt]
+    fields = [f for f in JobAttempt._meta.concrete_fields if not f.primary_key]
+    params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    params.append(job_id)
+    with connection.cursor() as cursor:
+        # The attempt's row only for a job that exists (one deleted meanwhile has no attempts
+        # to record), so the statement does not fail on the foreign key.
+        cursor.execute(
+            f"WITH updated AS (UPDATE {table} SET {', '.join(sets)} "
+            f"WHERE {pk} = %s AND {state} = %s AND {attempts} = %s RETURNING 1), "
+            f"attempt AS (INSERT INTO {qn(JobAttempt._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"SELECT {', '.join(['%s'] * len(fields))} WHERE EXISTS (SELECT 1 FROM {table} WHERE {pk} = %s) "
+            f"ON CONFLICT DO NOTHING) "
+            f"SELECT count(*) FROM updated",
+            params,
+        )
+        return cursor.fetchone()[0] == 1
+
+
+def _attempt_row(
     job: Job, attempt: int, outcome: str, code: str, exc: BaseException | None, traceback_text: str | None = None
-) -> None:
+) -> JobAttempt:
     if code in (ERROR_TIMEOUT, ERROR_WORKER_LOST):
         outcome = code
     error = (str(exc) or type(exc).__name__) if exc is not None else ""
@@ -418,17 +557,21 @@ def record_attempt(
         traceback_text = getattr(exc, "_ferry_traceback", None) or (
             "".join(traceback.format_exception(exc)) if exc is not None and exc.__traceback__ is not None else ""
         )
+    return JobAttempt(
+        job_id=job.pk,
+        number=attempt,
+        started_at=job.started_at,
+        ended_at=timezone.now(),
+        outcome=outcome,
+        error=error,
+        traceback=traceback_text,
+    )
+
+
+def record_attempt(
+    job: Job, attempt: int, outcome: str, code: str, exc: BaseException | None, traceback_text: str | None = None
+) -> None:
+    """Insert the ``JobAttempt`` row of an attempt unless it has one (the first writer wins)."""
     JobAttempt.objects.bulk_create(
-        [
-            JobAttempt(
-                job_id=job.pk,
-                number=attempt,
-                started_at=job.started_at,
-                ended_at=timezone.now(),
-                outcome=outcome,
-                error=error,
-                traceback=traceback_text,
-            )
-        ],
-        ignore_conflicts=True,
+        [_attempt_row(job, attempt, outcome, code, exc, traceback_text)], ignore_conflicts=True
     )

@@ -1,0 +1,182 @@
+"""What one run of a short job costs in database statements, and that the cheap paths
+keep every guarantee.
+
+A no-op job that finishes is two statements on PostgreSQL, each committed on its own:
+the claim that also loads the row (``WITH task_ferry_job AS (UPDATE ... RETURNING *)
+SELECT ...``), and the outcome that also inserts the attempt's ``JobAttempt`` row. On
+the other databases the claim and the load are two statements, and the outcome and
+the attempt row one transaction (the row in a savepoint).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from ferry_core_testproject.testapp.models import ExportJob, ScriptedJob
+
+from task_ferry.models import Job, JobAttempt
+from task_ferry.registry import JobType, job_type_registry
+from task_ferry.runner import SKIPPED, run_job
+from task_ferry.states import JOB_CANCELLED, JOB_FAILED, JOB_FINISHED
+
+on_postgres = connection.vendor == "postgresql"
+
+
+def _statements(ctx: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split(None, 1)[0].upper() for q in ctx.captured_queries]
+
+
+def _make(model=ScriptedJob, **fields) -> Job:
+    from django.contrib.contenttypes.models import ContentType
+
+    defaults = {"type": "scripted", "steps": 0} if model is ScriptedJob else {}
+    return model.objects.create(content_type=ContentType.objects.get_for_model(model), **{**defaults, **fields})
+
+
+@pytest.fixture
+def noop_type():
+    class NoopJobType(JobType):
+        type = "queries_noop"
+        model_class = Job
+
+        def run(self, job, progress):
+            return {"ok": True}
+
+    job_type_registry.register(NoopJobType())
+    yield
+    job_type_registry.unregister("queries_noop")
+
+
+@pytest.mark.parametrize("pass_type", [True, False], ids=["type-known", "type-unknown"])
+def test_a_finishing_job_costs_two_statements_on_postgres(transactional_db, noop_type, pass_type):
+    job = _make(Job, type="queries_noop")
+    with CaptureQueriesContext(connection) as ctx:
+        result = run_job(job.pk, "queries_noop" if pass_type else None)
+    assert result.outcome == JOB_FINISHED and result.value == {"ok": True}
+    if on_postgres:
+        assert _statements(ctx) == ["WITH", "WITH"]
+    else:
+        assert _statements(ctx) == ["UPDATE", "SELECT", "BEGIN", "UPDATE", "SAVEPOINT", "INSERT", "RELEASE", "COMMIT"]
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.progress_percentage, job.result) == (JOB_FINISHED, 1, 100, {"ok": True})
+    assert job.started_at is not None and job.finished_at >= job.started_at and job.heartbeat_at == job.started_at
+    row = JobAttempt.objects.get(job_id=job.pk)
+    assert (row.number, row.outcome, row.error, row.started_at) == (1, JOB_FINISHED, "", job.started_at)
+
+
+def test_a_subclass_job_is_claimed_and_loaded_with_its_own_fields(transactional_db):
+    job = _make(ScriptedJob, steps=3, hook_calls=["before"])
+    with CaptureQueriesContext(connection) as ctx:
+        result = run_job(job.pk, "scripted")
+    assert result.outcome == JOB_FINISHED
+    if on_postgres:
+        # The body and the after_run hook write the job's own fields; the runner adds two statements.
+        statements = _statements(ctx)
+        assert statements[0] == "WITH" and statements.count("WITH") == 2 and "BEGIN" not in statements
+    job.refresh_from_db()
+    assert job.state == JOB_FINISHED and job.body_runs == 1 and job.steps == 3
+    assert JobAttempt.objects.get(job_id=job.pk).outcome == JOB_FINISHED
+
+
+def test_a_subclass_job_run_without_its_type_name_is_still_loaded_as_its_subclass(transactional_db):
+    job = _make(ScriptedJob, steps=1)
+    assert run_job(job.pk).outcome == JOB_FINISHED
+    job.refresh_from_db()
+    assert job.body_runs == 1
+
+
+def test_a_job_whose_row_names_another_type_is_claimed_and_run_once(transactional_db, noop_type):
+    # The dispatch says "scripted" (a ScriptedJob), but the row is a plain Job of another
+    # type: the claim's one-statement load finds no ScriptedJob row, and must still run it.
+    job = _make(Job, type="queries_noop")
+    assert run_job(job.pk, "scripted").outcome == JOB_FINISHED
+    assert run_job(job.pk, "scripted").outcome == SKIPPED
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JOB_FINISHED, 1)
+
+
+def test_a_second_delivery_is_one_statement_and_changes_nothing(transactional_db):
+    job = _make(ScriptedJob, steps=1)
+    assert run_job(job.pk, "scripted").outcome == JOB_FINISHED
+    before = Job.objects.values().get(pk=job.pk)
+    with CaptureQueriesContext(connection) as ctx:
+        assert run_job(job.pk, "scripted").outcome == SKIPPED
+    assert len(ctx.captured_queries) == 1
+    assert Job.objects.values().get(pk=job.pk) == before
+    assert JobAttempt.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_a_cancelled_pending_job_is_not_claimed(transactional_db):
+    job = _make(ScriptedJob, steps=1)
+    Job.objects.filter(pk=job.pk).update(state=JOB_CANCELLED)
+    assert run_job(job.pk, "scripted").outcome == SKIPPED
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.body_runs) == (JOB_CANCELLED, 0, 0)
+
+
+def test_a_failing_job_records_outcome_and_attempt_together(transactional_db):
+    job = _make(ScriptedJob, steps=1, fail_with="boom")
+    with CaptureQueriesContext(connection) as ctx:
+        result = run_job(job.pk, "scripted")
+    assert result.outcome == JOB_FAILED
+    if on_postgres:
+        assert "BEGIN" not in _statements(ctx) and "SAVEPOINT" not in _statements(ctx)
+    job.refresh_from_db()
+    assert job.state == JOB_FAILED and "boom" in job.error and job.error_code == "exception"
+    row = JobAttempt.objects.get(job_id=job.pk)
+    assert row.outcome == JOB_FAILED and "boom" in row.error and "Traceback" in row.traceback
+
+
+def test_an_attempt_row_written_first_by_someone_else_is_kept(transactional_db):
+    # The reaper recorded attempt 1 as lost while the body ran; the runner's CAS still
+    # holds (the job is still started at attempt 1) and its own row is dropped.
+    job = _make(ScriptedJob, steps=1)
+
+    class Recorder(JobType):
+        type = "queries_recorder"
+        model_class = ScriptedJob
+
+        def run(self, job, progress):
+            JobAttempt.objects.create(job_id=job.pk, number=job.attempts, outcome="worker_lost")
+
+    job_type_registry.register(Recorder())
+    try:
+        Job.objects.filter(pk=job.pk).update(type="queries_recorder")
+        assert run_job(job.pk, "queries_recorder").outcome == JOB_FINISHED
+    finally:
+        job_type_registry.unregister("queries_recorder")
+    assert list(JobAttempt.objects.filter(job_id=job.pk).values_list("outcome", flat=True)) == ["worker_lost"]
+    assert Job.objects.get(pk=job.pk).state == JOB_FINISHED
+
+
+def test_a_job_deleted_while_it_runs_leaves_no_attempt_row_and_no_error(transactional_db):
+    # The outcome's compare-and-set matches nothing, and the attempt's row is not written
+    # (its foreign key would fail the statement, or the commit).
+    job = _make(ExportJob, type="export_table", table_id=1)
+
+    class Deleter(JobType):
+        type = "queries_deleter"
+        model_class = ExportJob
+
+        def run(self, job, progress):
+            Job.objects.filter(pk=job.pk).delete()
+
+    job_type_registry.register(Deleter())
+    try:
+        Job.objects.filter(pk=job.pk).update(type="queries_deleter")
+        result = run_job(job.pk, "queries_deleter")
+    finally:
+        job_type_registry.unregister("queries_deleter")
+    assert result.outcome not in (JOB_FINISHED, SKIPPED)
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not JobAttempt.objects.filter(job_id=job.pk).exists()
+
+
+def test_the_fast_paths_work_inside_a_callers_transaction(db):
+    # ``db`` wraps the test in a transaction: the one-statement outcome runs in a savepoint.
+    job = _make(ScriptedJob, steps=1)
+    assert run_job(job.pk, "scripted").outcome == JOB_FINISHED
+    job.refresh_from_db()
+    assert job.state == JOB_FINISHED
+    assert JobAttempt.objects.get(job_id=job.pk).outcome == JOB_FINISHED
