@@ -440,7 +440,7 @@ def _record(
     else:
         fields["progress_percentage"] = progress.percentage
     if outcome == JOB_FAILED:
-        message = str(exc) or type(exc).__name__
+        message = error_text(exc)
         if plan is not None:
             target = plan.state
             fields.update(retry.fields(plan, attempt, message, code))
@@ -547,16 +547,28 @@ def _write_outcome_pg(job_id: int, attempt: int, values: dict, row: JobAttempt, 
         return cursor.fetchone()[0] == 1
 
 
+def error_text(exc: BaseException) -> str:
+    """The message recorded for an exception: ``str(exc)``, or its class name when that is
+    empty, storable in any database (PostgreSQL refuses NUL characters in text: an error
+    carrying one would fail the outcome's write and leave the job ``started``)."""
+    return _storable(str(exc) or type(exc).__name__)
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 def _attempt_row(
     job: Job, attempt: int, outcome: str, code: str, exc: BaseException | None, traceback_text: str | None = None
 ) -> JobAttempt:
     if code in (ERROR_TIMEOUT, ERROR_WORKER_LOST):
         outcome = code
-    error = (str(exc) or type(exc).__name__) if exc is not None else ""
+    error = error_text(exc) if exc is not None else ""
     if traceback_text is None:
         traceback_text = getattr(exc, "_ferry_traceback", None) or (
             "".join(traceback.format_exception(exc)) if exc is not None and exc.__traceback__ is not None else ""
         )
+    traceback_text = _storable(traceback_text)
     return JobAttempt(
         job_id=job.pk,
         number=attempt,
