@@ -130,3 +130,17 @@ def test_the_command_runs_a_pass_and_refuses_another_executor(redis_db9, setting
     settings.TASK_FERRY = {**settings.TASK_FERRY, "EXECUTOR": "immediate"}
     with pytest.raises(CommandError, match="not the rq executor"):
         call_command("ferry_rq_recover")
+
+
+def test_cores_reaper_runs_the_same_pass(redis_db9):
+    """``manage.py ferry reap`` (one process to run from cron) recovers these jobs too."""
+    from task_ferry.reaper import reap
+
+    gone = JobHandler.create_and_start(None, "ferry_rq_probe", queue=QUEUE)
+    RQJob.fetch(gone.executor_task_id, connection=redis_db9).delete()
+    assert reap().recovered == []  # too young: it may be between its commit and its dispatch
+    Job._base_manager.filter(pk=gone.pk).update(updated_at=timezone.now() - timedelta(seconds=120))
+    assert reap().recovered == [gone.pk]
+    assert reap().recovered == []
+    gone.refresh_from_db()
+    assert RQJob.fetch(gone.executor_task_id, connection=redis_db9).get_status() == JobStatus.QUEUED

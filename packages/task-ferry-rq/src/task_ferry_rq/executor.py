@@ -215,6 +215,14 @@ class RQExecutor(BaseExecutor):
         except (NoSuchJobError, InvalidJobOperation):
             pass  # not running: nothing to stop
 
+    def recover(self, limit: int = 500) -> list[int]:
+        """Core's reaper calls this on every pass: dispatch again the ``pending`` jobs an RQ
+        worker took and died with before the claim (see :mod:`task_ferry_rq.recovery`);
+        return their ids."""
+        from .recovery import recover_pending
+
+        return list(recover_pending(self, limit=limit).redispatched)
+
     def check(self) -> list:
         from django.core.checks import Error
 
