@@ -30,6 +30,7 @@ from django.core.checks import Error
 
 from task_ferry import PROTOCOL_VERSION
 from task_ferry.exceptions import Unsupported
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Snapshot
 
 OPTIONS = ("DIRECTORY", "TIMEOUT")
@@ -45,10 +46,7 @@ class FileProgressStore:
     supports_subscribe = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown OPTIONS {unknown} for the file store; it takes {', '.join(OPTIONS)}.")
+        options = checked_options(options, OPTIONS, "file store")
         directory = options.get("DIRECTORY")
         if not isinstance(directory, str | os.PathLike) or not os.path.isabs(directory):
             raise ValueError(f"DIRECTORY must be an absolute path to a directory, got {directory!r}.")

@@ -26,6 +26,7 @@ from django.db import close_old_connections
 
 from task_ferry import PROTOCOL_VERSION
 from task_ferry.exceptions import Unsupported
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Dispatch
 from task_ferry.runner import run_job
 
@@ -50,11 +51,8 @@ class ThreadExecutor:
     supports_kill = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            # Raised while core builds the executor: `manage.py check` reports it as task_ferry.E005.
-            raise ValueError(f"unknown OPTIONS {unknown} for the thread executor; it takes {', '.join(OPTIONS)}.")
+        # A ValueError naming unknown keys: `manage.py check` reports it as task_ferry.E005.
+        options = checked_options(options, OPTIONS, "thread executor")
         workers = options.get("MAX_WORKERS", 4)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"MAX_WORKERS must be a whole number of threads >= 1, got {workers!r}.")

@@ -42,6 +42,7 @@ from django.utils import timezone
 from task_ferry import PROTOCOL_VERSION
 from task_ferry.exceptions import Unsupported
 from task_ferry.executors.base import BaseExecutor
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Dispatch
 
 from .tasks import KILL_COMMAND, TASK_NAME
@@ -75,10 +76,7 @@ class CeleryExecutor(BaseExecutor):
     supports_kill = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown OPTIONS {unknown} for the celery executor; it takes {', '.join(OPTIONS)}.")
+        super().__init__(checked_options(options, OPTIONS, "celery executor"))
         self.app_option = self.options.get("APP", DEFAULT_APP)
         if not isinstance(self.app_option, str) and not hasattr(self.app_option, "send_task"):
             raise ValueError(f"APP must be a dotted path to a Celery app or the app itself, got {self.app_option!r}.")

@@ -9,8 +9,23 @@ reason instead of breaking Django's start-up.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import import_module, metadata
+from typing import Any
+
+
+def checked_options(options: Mapping[str, Any] | None, accepted: Iterable[str], plugin: str) -> dict[str, Any]:
+    """A plugin's ``OPTIONS`` as a new dict, or ``ValueError`` naming the unknown keys and the
+    accepted ones (``"unknown OPTIONS ['URL'] for the rq executor; it takes ..."``). Call it
+    first thing in ``__init__``: core reports the error as ``task_ferry.E003``/``E005`` when it
+    builds the plugin, so ``manage.py check`` shows a typo before any job runs."""
+    options = dict(options or {})
+    accepted = list(accepted)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown OPTIONS {unknown} for the {plugin}; it takes {', '.join(accepted)}.")
+    return options
 
 
 class PluginNotFound(LookupError):

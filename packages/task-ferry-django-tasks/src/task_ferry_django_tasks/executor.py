@@ -41,6 +41,7 @@ from django.core.checks import Error
 from django.core.signals import setting_changed
 
 from task_ferry.executors import BaseExecutor
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Dispatch
 
 from . import compat
@@ -55,12 +56,7 @@ class DjangoTasksExecutor(BaseExecutor):
     out_of_process = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        unknown = set(self.options) - OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown OPTIONS {sorted(unknown)} for the django_tasks executor; it takes {', '.join(sorted(OPTIONS))}."
-            )
+        super().__init__(checked_options(options, sorted(OPTIONS), "django_tasks executor"))
         alias = self.options.get("BACKEND_ALIAS", compat.DEFAULT_TASK_BACKEND_ALIAS)
         if not isinstance(alias, str) or not alias:
             raise ValueError(f"BACKEND_ALIAS must be the name of a TASKS backend, got {alias!r}.")

@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from task_ferry import PROTOCOL_VERSION
 from task_ferry.executors.base import BaseExecutor
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Dispatch
 
 from .actor import declare_actor
@@ -121,10 +122,7 @@ class DramatiqExecutor(BaseExecutor):
     supports_kill = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown OPTIONS {unknown} for the dramatiq executor; it takes {', '.join(OPTIONS)}.")
+        super().__init__(checked_options(options, OPTIONS, "dramatiq executor"))
         self.broker_option = self.options.get("BROKER")
         valid = self.broker_option is None or isinstance(self.broker_option, dramatiq.Broker)
         if not valid and not (isinstance(self.broker_option, str) and self.broker_option.strip()):

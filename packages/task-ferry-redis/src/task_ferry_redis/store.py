@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from task_ferry import PROTOCOL_VERSION
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Snapshot
 from task_ferry.states import JOB_STARTED, JOB_STATES_ENDED
 
@@ -179,12 +180,7 @@ class RedisProgressStore:
     supports_subscribe = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = set(options) - set(OPTION_NAMES)
-        if unknown:
-            raise ValueError(
-                f"unknown OPTIONS {sorted(unknown)} for the redis store; it takes {', '.join(OPTION_NAMES)}."
-            )
+        options = checked_options(options, OPTION_NAMES, "redis store")
         self.timeout = _positive_number("TIMEOUT", options.get("TIMEOUT", DEFAULT_TIMEOUT))
         self.key_prefix = options.get("KEY_PREFIX", DEFAULT_KEY_PREFIX)
         if not isinstance(self.key_prefix, str):

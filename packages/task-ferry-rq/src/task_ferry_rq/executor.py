@@ -66,6 +66,7 @@ from rq.job import Job, JobStatus
 from task_ferry import PROTOCOL_VERSION
 from task_ferry.exceptions import Unsupported
 from task_ferry.executors.base import BaseExecutor
+from task_ferry.plugins import checked_options
 from task_ferry.protocols import Dispatch
 
 OPTIONS = ("URL", "CONNECTION", "DEFAULT_TIMEOUT", "WORKER_CLASS")
@@ -106,10 +107,7 @@ class RQExecutor(BaseExecutor):
     supports_kill = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown OPTIONS {unknown} for the rq executor; it takes {', '.join(OPTIONS)}.")
+        super().__init__(checked_options(options, OPTIONS, "rq executor"))
         if "URL" in self.options and "CONNECTION" in self.options:
             raise ValueError("give the rq executor either URL or CONNECTION, not both.")
         self.url = self.options.get("URL", DEFAULT_URL)

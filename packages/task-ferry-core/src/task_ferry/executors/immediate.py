@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..plugins import checked_options
 from ..protocols import Dispatch
 from .base import BaseExecutor
 
@@ -20,12 +21,7 @@ class ImmediateExecutor(BaseExecutor):
     out_of_process = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        unknown = set(self.options) - {"RAISE_EXCEPTIONS"}
-        if unknown:
-            raise ValueError(
-                f"unknown OPTIONS {sorted(unknown)} for the immediate executor; it takes RAISE_EXCEPTIONS."
-            )
+        super().__init__(checked_options(options, ("RAISE_EXCEPTIONS",), "immediate executor"))
         self.raise_exceptions = bool(self.options.get("RAISE_EXCEPTIONS", True))
 
     def submit(self, dispatch: Dispatch) -> str | None:

@@ -21,6 +21,7 @@ from django.core.cache.backends.locmem import LocMemCache
 
 from .. import PROTOCOL_VERSION
 from ..exceptions import Unsupported
+from ..plugins import checked_options
 from ..protocols import Snapshot
 
 
@@ -39,12 +40,7 @@ class CacheProgressStore:
     supports_subscribe = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = set(options) - {"CACHE_ALIAS", "TIMEOUT"}
-        if unknown:
-            raise ValueError(
-                f"unknown OPTIONS {sorted(unknown)} for the cache store; it takes CACHE_ALIAS and TIMEOUT."
-            )
+        options = checked_options(options, ("CACHE_ALIAS", "TIMEOUT"), "cache store")
         self.alias = options.get("CACHE_ALIAS", "default")
         self.timeout = options.get("TIMEOUT", 3600)
         if not isinstance(self.timeout, int | float) or self.timeout <= 0:

@@ -27,6 +27,7 @@ from django.db import connections
 
 from .. import PROTOCOL_VERSION
 from ..exceptions import Unsupported
+from ..plugins import checked_options
 from ..protocols import Snapshot
 
 TABLE = "task_ferry_progress"
@@ -41,11 +42,9 @@ class DatabaseProgressStore:
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
-        unknown = set(options) - {"DATABASE", "SQLITE_TIMEOUT", "TIMEOUT"}
-        if unknown:
-            raise ValueError(
-                f"unknown OPTIONS {sorted(unknown)} for the database store; it takes DATABASE and SQLITE_TIMEOUT."
-            )
+        # Core hands every store TIMEOUT (PROGRESS_CACHE_TIMEOUT); rows here end with their job instead.
+        options.pop("TIMEOUT", None)
+        options = checked_options(options, ("DATABASE", "SQLITE_TIMEOUT"), "database store")
         self.alias = options.get("DATABASE", "default")
         self.sqlite_timeout = float(options.get("SQLITE_TIMEOUT", 0.2))
         self._local = threading.local()
