@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 
 from django.db.models import F
@@ -34,10 +35,16 @@ class ExportJobType(JobType):
         job.save(update_fields=["output_path"])
 
 
+#: Hooks of one job may run at once in two threads of a test process (a reaper in the test's
+#: thread, the given-up worker in another): their read-append-write must not interleave.
+_HOOKS_LOCK = threading.Lock()
+
+
 def _record_hook(job: ScriptedJob, name: str) -> None:
     # Appended in the database so hooks run in any process are visible to the test.
-    current = ScriptedJob._base_manager.filter(pk=job.pk).values_list("hook_calls", flat=True).first() or []
-    ScriptedJob._base_manager.filter(pk=job.pk).update(hook_calls=[*current, name])
+    with _HOOKS_LOCK:
+        current = ScriptedJob._base_manager.filter(pk=job.pk).values_list("hook_calls", flat=True).first() or []
+        ScriptedJob._base_manager.filter(pk=job.pk).update(hook_calls=[*current, name])
 
 
 class ScriptedJobType(JobType):
