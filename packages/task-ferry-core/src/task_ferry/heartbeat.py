@@ -82,46 +82,27 @@ def _overdue(beat: Beat) -> float:
 
 
 class _Beater:
-    """The process's heartbeat thread, started on first use (and again in a forked child).
-
-    Starting and stopping a beat does not wake the thread unless it has to: a new
-    beat is first due 1.5 intervals after its claim, and the thread, idle or not,
-    looks at its beats again by ``_next_look`` (at least once per interval when
-    idle), so a stream of short jobs costs no thread switch per job. It is woken
-    when a beat falls due before its next look, or when the last beat stops while it
-    holds a database connection (which it then closes at once)."""
+    """The process's heartbeat thread, started on first use (and again in a forked child)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._beats: set[Beat] = set()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        #: ``time.time()`` by which the thread looks at its beats again; set with the lock
-        #: held, together with the snapshot of the beats it looked at.
-        self._next_look = 0.0
-        #: Whether the thread has used a database connection since it last closed them.
-        self._connected = False
-        self._idle_wait = 1.0
 
     def start(self, beat: Beat) -> None:
         with self._lock:
             self._beats.add(beat)
-            # Idle, the thread looks again an interval later: a beat started meanwhile is due
-            # half an interval after that, so it does not need to wake the thread.
-            self._idle_wait = max(beat.interval, 0.05)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="task-ferry-heartbeat", daemon=True)
-                self._thread.start()  # looks at the beats at once
-                return
-            wake = _overdue(beat) < self._next_look
-        if wake:
-            self._wake.set()
+                self._thread.start()
+        self._wake.set()
 
     def stop(self, beat: Beat) -> None:
         with self._lock:
             self._beats.discard(beat)
-            wake = not self._beats and self._connected
-        if wake:
+            empty = not self._beats
+        if empty:
             self._wake.set()  # so the thread closes its connection now, not an interval later
 
     def running(self) -> int:
@@ -132,29 +113,25 @@ class _Beater:
         while True:
             with self._lock:
                 beats = list(self._beats)
-                if beats:
-                    now = time.time()
-                    due = [b for b in beats if _overdue(b) <= now]
-                    for b in due:
-                        b.next_due = now + b.interval
-                    wait = max(min(_overdue(b) for b in beats) - now, 0.05)
-                else:
-                    due, wait = [], self._idle_wait
-                self._next_look = time.time() + wait
-            if due:
-                self._beat(due)
-            elif not beats and self._connected:
+            if not beats:
                 # Nothing to beat for: hold no database connection while idle.
-                self._connected = False
                 connections.close_all()
-            self._wake.wait(wait)
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            now = time.time()
+            due = [b for b in beats if _overdue(b) <= now]
+            if due:
+                self._beat(due, now)
+            wait = min(_overdue(b) for b in beats) - time.time()
+            self._wake.wait(max(wait, 0.05))
             self._wake.clear()
 
-    def _beat(self, due: list[Beat]) -> None:
+    def _beat(self, due: list[Beat], now: float) -> None:
         by_alias: dict[str, list[Beat]] = {}
         for b in due:
+            b.next_due = now + b.interval
             by_alias.setdefault(b.alias, []).append(b)
-        self._connected = True
         for alias, beats in by_alias.items():
             try:
                 _update(beats, alias)
