@@ -103,7 +103,7 @@ _PLAIN_COLUMNS = tuple(c for c in SUMMARY_COLUMNS if c not in _TIMESTAMPS)
 _TEXT_KEYS = tuple(f"ferry_text_{name}" for name in _TIMESTAMPS)
 
 
-def _renders_timestamps_in_sql(alias: str) -> bool:
+def renders_timestamps_in_sql(alias: str) -> bool:
     return connections[alias].vendor == "postgresql" and settings.USE_TZ and api_settings.DATETIME_FORMAT == ISO_8601
 
 
@@ -115,7 +115,7 @@ def summary_values(jobs: QuerySet) -> QuerySet:
     timestamp into a ``datetime`` in Python, which for the ~750 timestamps of a 200-job
     page is about a third of the page's CPU time. A cursor made from such a row's text
     decodes to the same instant."""
-    if _renders_timestamps_in_sql(jobs.db):
+    if renders_timestamps_in_sql(jobs.db):
         return jobs.values(*_PLAIN_COLUMNS, **{key: _UtcIsoText(name) for key, name in zip(_TEXT_KEYS, _TIMESTAMPS)})
     return jobs.values(*SUMMARY_COLUMNS)
 

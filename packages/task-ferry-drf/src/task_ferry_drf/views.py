@@ -20,10 +20,12 @@ import threading
 from contextlib import contextmanager
 from typing import Any
 
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.handlers.asgi import ASGIRequest
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, router
 from django.db.models import Q
 from django.db.models.signals import pre_save
 from django.http import StreamingHttpResponse
@@ -47,9 +49,9 @@ from task_ferry.exceptions import (
 )
 from task_ferry.handler import JobHandler
 from task_ferry.models import Job
-from task_ferry.registry import job_type_registry
+from task_ferry.registry import JobType, job_type_registry
 
-from . import sse
+from . import compiled, sse
 from ._schema import OpenApiExample, OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from .live import (
     DETAIL_COLUMNS,
@@ -60,6 +62,7 @@ from .live import (
     live_rows,
     own_fields,
     read_snapshots,
+    renders_timestamps_in_sql,
     subclass_paths,
     summary,
     summary_rows,
@@ -144,6 +147,87 @@ def visible_job(request, job_id: int) -> tuple[Job, Any]:
     if not has_permission(job_type, user, "view", job):
         raise _not_found()
     return job, job_type
+
+
+#: Returned by :func:`fast_detail` when the job does not exist or the caller may not see it.
+HIDDEN = object()
+
+
+def _default_view_policy(job_type: Any) -> bool:
+    """Whether ``view`` is decided by core's default policy (no hook of the type's own)."""
+    if job_type is None:
+        return True
+    if not isinstance(job_type, JobType) or "has_permission" in vars(job_type):
+        return False
+    return getattr(type(job_type).has_permission, "__func__", None) is JobType.has_permission.__func__
+
+
+def _detail_query(staff: bool, paths: dict) -> tuple[Any, dict[str, Any]]:
+    """The detail's one query as ``values()``: every column of the row, its content type and
+    the own fields of every registered subclass (each table's primary key too, to tell a
+    missing row)."""
+    columns = list(dict.fromkeys([*DETAIL_COLUMNS, *(f.attname for f in Job._meta.concrete_fields)]))
+    for model, (path, _) in paths.items():
+        columns.append(f"{path}__pk")
+        columns.extend(f"{path}__{f.attname}" for f in own_fields(model))
+    slots = {"pk": compiled.slot_for(Job._meta.pk)}
+    query = Job._base_manager.filter(pk=slots["pk"])
+    if not staff:
+        slots["user"] = compiled.slot_for(Job._meta.get_field("user"))
+        query = query.filter(user_id=slots["user"])
+    return query.values(*columns), slots
+
+
+def _instance(model: type[Job], row: dict, own: dict, alias: str) -> Job:
+    """The job as an instance of ``model``, made from the detail query's row (no query)."""
+    fields = model._meta.concrete_fields
+    values = [
+        own[f.attname] if f.attname in own else row[f.attname] if f.attname in row else row["id"]  # a parent link
+        for f in fields
+    ]
+    job = model.from_db(alias, [f.attname for f in fields], values)
+    if row["content_type_id"] is not None:
+        job.content_type = ContentType.objects.db_manager(alias).get_for_id(row["content_type_id"])
+    return job
+
+
+def fast_detail(user, job_id: int) -> tuple[dict, dict] | object | None:
+    """The detail's row and the type's own values, read with SQL compiled once per process
+    (one query, as :func:`visible_job`), or :data:`HIDDEN` for a job the caller may not
+    see (or that does not exist), or None when only :func:`visible_job` can tell (a proxy
+    model, a row missing from its type's table)."""
+    staff = sees_all(user)
+    paths = subclass_paths()
+    alias = router.db_for_read(Job)
+    key = ("detail", alias, staff, tuple((model, path) for model, (path, _) in paths.items()))
+    read = compiled.compiled(key, lambda: _detail_query(staff, paths))
+    if read is None:
+        return None
+    rows = read.rows(pk=job_id) if staff else read.rows(pk=job_id, user=user.pk)
+    if not rows:
+        return HIDDEN
+    row = rows[0]
+    name = type_name(row)
+    job_type = job_type_registry.get(name) if name in job_type_registry else None
+    if job_type is not None:
+        model = job_type.model_class
+    else:
+        try:
+            model = apps.get_model(row["content_type__app_label"], row["content_type__model"])
+        except LookupError:  # a model that no longer exists: its rows show the base job's fields
+            model = None
+    if model is None or not issubclass(model, Job) or model is Job:
+        model, own = Job, {}
+    elif model in paths and row[f"{paths[model][0]}__pk"] is not None:
+        path = paths[model][0]
+        own = {f.attname: row[f"{path}__{f.attname}"] for f in own_fields(model)}
+    else:
+        return None
+    if not _default_view_policy(job_type) and not has_permission(
+        job_type, user, "view", _instance(model, row, own, alias)
+    ):
+        return HIDDEN
+    return row, {name: json_value(value) for name, value in own.items()}
 
 
 def _descend(job: Job, accessors: tuple[str, ...]) -> Job | None:
@@ -314,6 +398,99 @@ _EXAMPLE_JOB = {
 # ── Endpoints ──────────────────────────────────────────────────────────────────
 
 
+class _Page:
+    """The list's query for validated parameters: the filters, the ordering and the cursor.
+    :meth:`rows` reads a slice through SQL compiled once per process and shape (see
+    :mod:`task_ferry_drf.compiled`), or through the ORM when the shape cannot be compiled."""
+
+    def __init__(self, params: dict, owner: Any, hidden: tuple[str, ...]) -> None:
+        self.ordering = params["ordering"]
+        self.key = self.ordering.lstrip("-")
+        self.descending = self.ordering.startswith("-")
+        self.order_by = [self.ordering] if self.key == "id" else [self.ordering, "-id" if self.descending else "id"]
+        self.hidden = hidden
+        self.types = tuple(params.get("type") or ())
+        #: The variable inputs by name: each is a slot of the compiled SQL.
+        self.values: dict[str, Any] = {}
+        if owner is not None:
+            self.values["user"] = owner
+        for n, state in enumerate(params.get("state") or ()):
+            self.values[f"state{n}"] = state
+        if "created_after" in params:
+            self.values["after"] = params["created_after"]
+        if "created_before" in params:
+            self.values["before"] = params["created_before"]
+        cursor = params.get("cursor")
+        self.has_cursor = isinstance(cursor, Cursor)
+        if self.has_cursor:
+            self.values["last"] = cursor.last_id
+            if self.key != "id":
+                self.values["key"] = cursor.key
+
+    def jobs(self, values: dict[str, Any]):
+        """The filtered queryset, with ``values`` (real ones, or slots) for the inputs."""
+        jobs = Job._base_manager.all()
+        if "user" in values:
+            jobs = jobs.filter(user_id=values["user"])
+        if self.hidden:
+            jobs = jobs.exclude(types_filter(self.hidden))
+        states = [values[name] for name in values if name.startswith("state")]
+        if states:
+            jobs = jobs.filter(state__in=states)
+        if self.types:
+            jobs = jobs.filter(types_filter(self.types))
+        if "after" in values:
+            jobs = jobs.filter(created_at__gte=values["after"])
+        if "before" in values:
+            jobs = jobs.filter(created_at__lt=values["before"])
+        if self.has_cursor:
+            op = "lt" if self.descending else "gt"
+            if self.key == "id":
+                jobs = jobs.filter(**{f"id__{op}": values["last"]})
+            else:
+                key = values["key"]
+                jobs = jobs.filter(Q(**{f"{self.key}__{op}": key}) | Q(**{self.key: key, f"id__{op}": values["last"]}))
+        return jobs
+
+    def _query(self, values: dict[str, Any], start: int, stop: int):
+        return summary_values(self.jobs(values).order_by(*self.order_by))[start:stop]
+
+    def _slots(self) -> dict[str, Any]:
+        fields = {"user": "user", "last": "id", "key": self.key, "after": "created_at", "before": "created_at"}
+        return {
+            name: compiled.text_slot()
+            if name.startswith("state")
+            else compiled.slot_for(Job._meta.get_field(fields[name]))
+            for name in self.values
+        }
+
+    def rows(self, start: int, stop: int) -> list[dict]:
+        """``summary_rows`` of the rows ``start:stop``."""
+        alias = router.db_for_read(Job)
+        shape = (
+            "list",
+            alias,
+            renders_timestamps_in_sql(alias),
+            tuple(name for name in self.values if not name.startswith("state")),
+            sum(name.startswith("state") for name in self.values),
+            self.hidden,
+            self.types,
+            self.ordering,
+            self.has_cursor,
+            start,
+            stop,
+        )
+
+        def build():
+            slots = self._slots()
+            return self._query(slots, start, stop), slots
+
+        read = compiled.compiled(shape, build)
+        if read is None:
+            return summary_rows(self._query(self.values, start, stop))
+        return summary_rows(read.rows(**self.values))
+
+
 class JobListView(FerryView):
     """``GET /``: the caller's jobs, newest first; ``POST /``: create a job."""
 
@@ -338,30 +515,12 @@ class JobListView(FerryView):
         user = request.user
 
         target = params.get("user")
-        jobs = Job._base_manager.all()
-        if target is None or target == user.pk:
-            jobs = jobs.filter(user_id=user.pk)
-        elif not sees_all(user):
+        if target is not None and target != user.pk and not sees_all(user):
             raise exceptions.PermissionDenied("Only staff users can list other users' jobs.")
-        elif target != "all":
-            jobs = jobs.filter(user_id=target)
+        owner = user.pk if target is None else None if target == "all" else target
+        hidden = tuple(t.type for t in job_type_registry.all() if not has_permission(t, user, "view", None))
+        page = _Page(params, owner, hidden)
 
-        hidden = [t.type for t in job_type_registry.all() if not has_permission(t, user, "view", None)]
-        if hidden:
-            jobs = jobs.exclude(types_filter(hidden))
-        if params.get("state"):
-            jobs = jobs.filter(state__in=params["state"])
-        if params.get("type"):
-            jobs = jobs.filter(types_filter(params["type"]))
-        if "created_after" in params:
-            jobs = jobs.filter(created_at__gte=params["created_after"])
-        if "created_before" in params:
-            jobs = jobs.filter(created_at__lt=params["created_before"])
-
-        ordering = params["ordering"]
-        key = ordering.lstrip("-")
-        descending = ordering.startswith("-")
-        order_by = [ordering] if key == "id" else [ordering, "-id" if descending else "id"]
         limit = params["limit"]
         cursor = params.get("cursor")
         headers: dict[str, str] = {}
@@ -372,9 +531,9 @@ class JobListView(FerryView):
             offset = params.get("offset", 0)
             # One row more than the page: when it does not come, the page is the last one and the
             # total is known without a COUNT (a list that fits in one page costs one query).
-            rows = summary_rows(summary_values(jobs.order_by(*order_by))[offset : offset + limit + 1])
+            rows = page.rows(offset, offset + limit + 1)
             last_page = len(rows) <= limit and (rows or not offset)
-            total = offset + len(rows) if last_page else jobs.count()
+            total = offset + len(rows) if last_page else page.jobs(page.values).count()
             rows = rows[:limit]
             headers["X-Total-Count"] = str(total)
             if limit and offset + limit < total:
@@ -382,18 +541,10 @@ class JobListView(FerryView):
             if limit and offset:
                 links.append(f'<{replace_query_param(url, "offset", max(offset - limit, 0))}>; rel="prev"')
         else:
-            if isinstance(cursor, Cursor):
-                op = "lt" if descending else "gt"
-                if key == "id":
-                    jobs = jobs.filter(**{f"id__{op}": cursor.last_id})
-                else:
-                    jobs = jobs.filter(
-                        Q(**{f"{key}__{op}": cursor.key}) | Q(**{key: cursor.key, f"id__{op}": cursor.last_id})
-                    )
-            rows = summary_rows(summary_values(jobs.order_by(*order_by))[: limit + 1]) if limit else []
+            rows = page.rows(0, limit + 1) if limit else []
             if len(rows) > limit:
                 rows = rows[:limit]
-                token = Cursor(ordering, rows[-1][key], rows[-1]["id"]).encode()
+                token = Cursor(page.ordering, rows[-1][page.key], rows[-1]["id"]).encode()
                 headers["X-Next-Cursor"] = token
                 links.append(f'<{replace_query_param(remove_query_param(url, "offset"), "cursor", token)}>; rel="next"')
         if links:
@@ -475,8 +626,14 @@ class JobDetailView(FerryView):
             raise _not_found()
         # Store before row: a job ending between the two reads shows its final database state.
         snap = read_snapshots([job_id]).get(job_id)
-        job, _ = visible_job(request, job_id)
-        return Response(detail(_row_of(job), snap, _values_of(job)))
+        found = fast_detail(request.user, job_id)
+        if found is HIDDEN:
+            raise _not_found()
+        if found is None:
+            job, _ = visible_job(request, job_id)
+            return Response(detail(_row_of(job), snap, _values_of(job)))
+        row, values = found
+        return Response(detail(row, snap, values))
 
 
 def _row_of(job: Job) -> dict:
