@@ -28,7 +28,9 @@ psycopg installed (the ``drf`` hatch environment, the test venv, or
    the targets (list >= 10x, detail >= 1.5x).
 
 Endpoints: ``GET /api/jobs/?limit=<jobs>`` (the list, one page of every job) and
-``GET /api/jobs/<id>/`` of a running job.
+``GET /api/jobs/<id>/`` of a running job; and, on 0.1.1's server only, ``GET /api/floor/``:
+an authenticated DRF view that returns a constant. What it costs, every request to either
+API costs too, so its requests/s over 0.1.1's detail bounds the detail's possible gain.
 """
 
 from __future__ import annotations
@@ -258,7 +260,7 @@ def main() -> None:
     try:
         seeded = json.loads(sh(sys.executable, "-c", SEED.format(jobs=args.jobs), env=env_for("ours")).splitlines()[-1])
         cookie, live = seeded["session"], seeded["running"][len(seeded["running"]) // 2]
-        paths = {"list": f"/api/jobs/?limit={args.jobs}", "detail": f"/api/jobs/{live}/"}
+        paths = {"list": f"/api/jobs/?limit={args.jobs}", "detail": f"/api/jobs/{live}/", "floor": "/api/floor/"}
 
         def check_list(body):
             assert len(body) == args.jobs, len(body)
@@ -267,6 +269,11 @@ def main() -> None:
             # Every side must show the live progress seeded for this running job.
             assert body["progress_percentage"] == live % 100, body
 
+        def check_floor(body):
+            assert body["progress_percentage"] == 50, body
+
+        checks = {"list": check_list, "detail": check_detail, "floor": check_floor}
+
         # All servers up at once, and the sides measured in turn, round after round: a change in
         # the machine's load then hits every side alike. Best round per side is reported.
         servers = {side: Server(python, side) for side, python in sides.items()}
@@ -274,9 +281,10 @@ def main() -> None:
         try:
             for _ in range(args.rounds):
                 for endpoint, path in paths.items():
-                    check = check_list if endpoint == "list" else check_detail
                     for side, server in servers.items():
-                        run = measure(server, path, cookie, args.seconds, check)
+                        if endpoint == "floor" and side != "v011":  # the same code on every side
+                            continue
+                        run = measure(server, path, cookie, args.seconds, checks[endpoint])
                         runs.setdefault((endpoint, side), []).append(run)
         finally:
             for server in servers.values():
@@ -303,6 +311,8 @@ def main() -> None:
     for endpoint in paths:
         base = results[(endpoint, "v011")]
         for side in sides:
+            if (endpoint, side) not in results:
+                continue
             r = results[(endpoint, side)]
             target = f" (target {TARGETS[endpoint]}x)" if side == "ours" else ""
             print(
@@ -310,6 +320,12 @@ def main() -> None:
                 f"| {r['server_cpu_ms']:.2f} | {base['server_cpu_ms'] / r['server_cpu_ms']:.2f}x "
                 f"| {r['queries']} | {r['store_trips']} |"
             )
+    floor, old_detail = results[("floor", "v011")], results[("detail", "v011")]
+    print(
+        f"\nfloor = GET /api/floor/: an authenticated DRF view returning a constant, served by 0.1.1's "
+        f"project. Every detail request pays it, so no detail endpoint can beat 0.1.1's by more than "
+        f"{floor['rps'] / old_detail['rps']:.2f}x in requests/s ({old_detail['server_cpu_ms'] / floor['server_cpu_ms']:.2f}x in CPU)."
+    )
     if args.json:
         args.json.write_text(json.dumps({f"{e}/{s}": r for (e, s), r in results.items()}, indent=2))
 
