@@ -24,6 +24,7 @@ import time
 import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DataError, IntegrityError, connections, router, transaction
@@ -214,11 +215,20 @@ def _claim(job_id: int, job_type: str | None, now) -> Job | None:
     return job.specific if model is None else job
 
 
-#: (model, alias) -> (SQL, the SELECT's compiler) of the claim on PostgreSQL; built once per process.
-_claim_statements: dict[tuple, tuple[str, object]] = {}
+class _ClaimStatement(NamedTuple):
+    sql: str
+    compiler: Any
+    start: int  # the model's columns in the returned row (after the count): [start:end]
+    end: int
+    names: list[str]  # their attribute names
+    converters: dict  # the SELECT's column converters, as the compiler applies them
 
 
-def _claim_statement(model: type[Job], alias: str) -> tuple[str, object]:
+#: (model, alias) -> the claim on PostgreSQL; built once per process.
+_claim_statements: dict[tuple, _ClaimStatement] = {}
+
+
+def _claim_statement(model: type[Job], alias: str) -> _ClaimStatement:
     """The claim as one statement: the UPDATE is a data-modifying CTE named like the
     job table, so the SELECT of ``model`` (with the joins of a subclass) reads the row
     as it is after the UPDATE; the outer query returns one row whether or not the
@@ -251,24 +261,28 @@ def _claim_statement(model: type[Job], alias: str) -> tuple[str, object]:
         f"WITH {table} AS ({update}) SELECT (SELECT count(*) FROM {table}), loaded.* "
         f"FROM (SELECT 1) AS one LEFT JOIN ({select_sql}) AS loaded ON true"
     )
-    _claim_statements[key] = (sql, compiler)
-    return sql, compiler
+    fields = compiler.klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    names = [column[0].target.attname for column in compiler.select[start:end]]
+    # What ``compiler.results_iter`` would work out again for every row (a fifth of a run's CPU).
+    converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+    statement = _ClaimStatement(sql, compiler, start, end, names, converters)
+    _claim_statements[key] = statement
+    return statement
 
 
 def _claim_pg(job_id: int, now, model: type[Job], alias: str) -> tuple[bool, Job | None]:
     """Whether the claim matched, and the row of ``model`` as it is after the claim
     (None if ``model``'s table has no row for the job)."""
-    sql, compiler = _claim_statement(model, alias)
+    claim = _claim_statement(model, alias)
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, (JOB_STARTED, now, now, now, job_id, JOB_PENDING, JOB_RETRYING, now, job_id))
+        cursor.execute(claim.sql, (JOB_STARTED, now, now, now, job_id, JOB_PENDING, JOB_RETRYING, now, job_id))
         count, *row = cursor.fetchone()
-    fields = compiler.klass_info["select_fields"]
-    start, end = fields[0], fields[-1] + 1
-    if not count or row[start] is None:  # the first selected column is the primary key
+    if not count or row[claim.start] is None:  # the first selected column is the primary key
         return bool(count), None
-    row = next(iter(compiler.results_iter(results=[[row]])))
-    names = [column[0].target.attname for column in compiler.select[start:end]]
-    return True, model.from_db(alias, names, row[start:end])
+    if claim.converters:
+        row = next(iter(claim.compiler.apply_converters([row], claim.converters)))
+    return True, model.from_db(alias, claim.names, row[claim.start : claim.end])
 
 
 def run_job(job_id: int, job_type: str | None = None) -> RunResult:
@@ -515,35 +529,51 @@ def _write_outcome(job: Job, attempt: int, target: str, fields: dict, attempt_ro
     return won
 
 
-def _write_outcome_pg(job_id: int, attempt: int, values: dict, row: JobAttempt, alias: str) -> bool:
-    connection = connections[alias]
-    qn = connection.ops.quote_name
+#: (alias, the outcome's field names, which of them are None) -> (SQL, the (name, field) given
+#: as parameters, the attempt row's fields); built once per process and shape.
+_outcome_statements: dict[tuple, tuple[str, list, list]] = {}
+
+
+def _outcome_statement(alias: str, values: dict) -> tuple[str, list, list]:
+    key = (alias, tuple((name, value is None) for name, value in values.items()))
+    cached = _outcome_statements.get(key)
+    if cached is not None:
+        return cached
+    qn = connections[alias].ops.quote_name
     table = qn(Job._meta.db_table)
-    sets, params = [], []
+    sets, given = [], []
     for name, value in values.items():
         field = Job._meta.get_field(name)
         if value is None:
             sets.append(f"{qn(field.column)} = NULL")  # SQL NULL, as the ORM writes None (not JSON null)
         else:
             sets.append(f"{qn(field.column)} = %s")
-            params.append(field.get_db_prep_save(value, connection))
+            given.append((name, field))
     pk, state, attempts = (qn(Job._meta.get_field(n).column) for n in ("id", "state", "attempts"))
-    params += [job_id, JOB_STARTED, attempt]
     fields = [f for f in JobAttempt._meta.concrete_fields if not f.primary_key]
+    # The attempt's row only for a job that exists (one deleted meanwhile has no attempts
+    # to record), so the statement does not fail on the foreign key.
+    sql = (
+        f"WITH updated AS (UPDATE {table} SET {', '.join(sets)} "
+        f"WHERE {pk} = %s AND {state} = %s AND {attempts} = %s RETURNING 1), "
+        f"attempt AS (INSERT INTO {qn(JobAttempt._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"SELECT {', '.join(['%s'] * len(fields))} WHERE EXISTS (SELECT 1 FROM {table} WHERE {pk} = %s) "
+        f"ON CONFLICT DO NOTHING) "
+        f"SELECT count(*) FROM updated"
+    )
+    _outcome_statements[key] = (sql, given, fields)
+    return sql, given, fields
+
+
+def _write_outcome_pg(job_id: int, attempt: int, values: dict, row: JobAttempt, alias: str) -> bool:
+    connection = connections[alias]
+    sql, given, fields = _outcome_statement(alias, values)
+    params = [field.get_db_prep_save(values[name], connection) for name, field in given]
+    params += [job_id, JOB_STARTED, attempt]
     params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
     params.append(job_id)
     with connection.cursor() as cursor:
-        # The attempt's row only for a job that exists (one deleted meanwhile has no attempts
-        # to record), so the statement does not fail on the foreign key.
-        cursor.execute(
-            f"WITH updated AS (UPDATE {table} SET {', '.join(sets)} "
-            f"WHERE {pk} = %s AND {state} = %s AND {attempts} = %s RETURNING 1), "
-            f"attempt AS (INSERT INTO {qn(JobAttempt._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-            f"SELECT {', '.join(['%s'] * len(fields))} WHERE EXISTS (SELECT 1 FROM {table} WHERE {pk} = %s) "
-            f"ON CONFLICT DO NOTHING) "
-            f"SELECT count(*) FROM updated",
-            params,
-        )
+        cursor.execute(sql, params)
         return cursor.fetchone()[0] == 1
 
 
