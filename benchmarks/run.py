@@ -215,6 +215,8 @@ def main() -> None:
         sides = {"raw": pythons[name], "ours": ours}
         if "ferry011" in engine.load_engine(name).sides:
             sides["ferry011"] = pythons["ferry011"]
+        if "floor" in engine.load_engine(name).sides:
+            sides["floor"] = ours
         data[name] = engine.run_sides(name, sides, **work["engine"])
         return engine.rows(name, data[name])
 

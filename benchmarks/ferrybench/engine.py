@@ -10,7 +10,10 @@ One driver for every engine. A *side* is one way of running no-op work on the en
     dispatched at commit); default core settings (``PROGRESS_STORE`` ``"database"``);
 ``ferry011``
     django-task-ferry 0.1.1 through its own executor for the engine, ``create_and_start``
-    (it has no bulk creation).
+    (it has no bulk creation);
+``floor``
+    the raw engine plus the two writes any database-tracked job needs (claim, outcome),
+    rows inserted in bulk: a lower bound for every tracker (:mod:`ferrybench.floor`).
 
 ``python -m ferrybench.engine <engine> --side S --out F.json`` runs one side inside the
 interpreter that runs it (the side's virtualenv): it makes the PostgreSQL database
@@ -45,7 +48,12 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1]
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 ISSUES = {"celery": 4, "django-tasks": 4, "rq": 5, "dramatiq": 5}
-KINDS = {"raw": ["raw"], "ours": ["create_and_start", "create_many"], "ferry011": ["create_and_start"]}
+KINDS = {
+    "raw": ["raw"],
+    "ours": ["create_and_start", "create_many"],
+    "ferry011": ["create_and_start"],
+    "floor": ["floor"],
+}
 
 
 class Engine:
@@ -75,6 +83,10 @@ class Engine:
         raise NotImplementedError
 
     def send_raw(self, n: int) -> None:
+        raise NotImplementedError
+
+    def send_floor(self, ids: list[int]) -> None:
+        """The floor side (:mod:`ferrybench.floor`): send the engine's ``floor`` task per id."""
         raise NotImplementedError
 
     def expect(self, client, kind: str, n: int):
@@ -264,6 +276,11 @@ def dispatch(engine: Engine, kind: str, n: int) -> None:
     if kind == "raw":
         engine.send_raw(n)
         return
+    if kind == "floor":
+        from . import floor
+
+        engine.send_floor(floor.create(n))
+        return
     from task_ferry.handler import JobHandler
 
     from .apps import JOB_TYPE
@@ -346,10 +363,23 @@ def rows(engine: str, sides: dict, target: float = 1.5) -> list[dict]:
         if raw_rate:
             row["note"] = f"0.1.1 takes {raw_rate / b:.2f}x raw's time"
         out.append(row)
+    floor = sides.get("floor")
+    if floor:
+        rate = floor["jobs_per_s"]["floor"]
+        row = {"part": part, "measure": "  floor: raw + a claim and an outcome write per job, rows inserted in bulk",
+               "ours": "", "peer": num(rate)}  # fmt: skip
+        if raw_rate:
+            cost = raw_rate / rate
+            row |= {"ratio": f"{cost:.2f}x raw's time", "target": "the least any DB-tracked job adds"}
+        out.append(row)
+        if ours:
+            best = ours["jobs_per_s"]["create_many"]
+            out.append({"part": part, "measure": "  ours create_many vs the floor", "ours": num(best),
+                        "peer": f"{num(rate)} floor", "ratio": f"{rate / best:.2f}x the floor's time"})  # fmt: skip
     counts = {"part": part, "measure": "  DB statements + transactions per job run"}
     if ours:
         counts["ours"] = _counts(ours)
-    peers = [f"{_counts(s)} {label}" for s, label in ((raw, "raw"), (old, "0.1.1")) if s]
+    peers = [f"{_counts(s)} {label}" for s, label in ((raw, "raw"), (old, "0.1.1"), (floor, "floor")) if s]
     counts["peer"] = "; ".join(peers)
     out.append(counts)
     return out
@@ -374,6 +404,8 @@ def standalone(name: str, args: argparse.Namespace, configs: list[tuple[str, dic
     pythons = {"raw": python, "ours": python}
     if "ferry011" in load_engine(name).sides and not getattr(args, "skip_011", False):
         pythons["ferry011"] = envs.peer("ferry011", envs.versions(python))
+    if "floor" in load_engine(name).sides and not getattr(args, "skip_floor", False):
+        pythons["floor"] = python
     data: dict = {"machine": machine(), "load_before": load(), "configs": {}}
     out: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as profile_dir:

@@ -23,7 +23,7 @@ BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/5")
 class Celery(Engine):
     name = "celery"
     redis_url = BROKER_URL
-    sides = ("raw", "ours", "ferry011")
+    sides = ("raw", "ours", "ferry011", "floor")
 
     @property
     def title(self) -> str:
@@ -37,6 +37,8 @@ class Celery(Engine):
         # 0.1.1 keeps progress and the cancel flag in the default cache.
         s["CACHES"] = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": BROKER_URL, "KEY_PREFIX": "bench"}}  # fmt: skip
+        if side == "floor":
+            return s
         if side == "ours":
             s["INSTALLED_APPS"].append("task_ferry_celery")
             app = {"APP": "ferrybench.engines.celery_app:app"}
@@ -61,6 +63,12 @@ class Celery(Engine):
 
         for i in range(n):
             noop.apply_async(args=[i], queue=self.queue)
+
+    def send_floor(self, ids: list[int]) -> None:
+        from ferrybench.engines.celery_app import floor
+
+        for job_id in ids:
+            floor.apply_async(args=[job_id], queue=self.queue)
 
     def expect(self, client, kind: str, n: int):
         keys = [self.queue] + [f"{self.queue}\x06\x16{p}" for p in range(1, 10)]  # kombu's priority lists

@@ -25,6 +25,13 @@ def noop(i: int) -> None:
     return None
 
 
+@app.task(name="bench.floor", acks_late=True, ignore_result=True)
+def floor(job_id: int) -> None:
+    from ferrybench.floor import run
+
+    run(job_id)
+
+
 if os.environ.get("BENCH_COUNT"):
     from ferrybench import counting
 

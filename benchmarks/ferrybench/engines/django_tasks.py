@@ -24,6 +24,7 @@ RESULTS = "django_tasks_database_dbtaskresult"
 
 class DjangoTasks(Engine):
     name = "django-tasks"
+    sides = ("raw", "ours", "floor")
     # The engine needs no Redis; the counting pass adds its counts there (keys ``bench:count:*``
     # of the Redis benchmark's DB, which is not flushed for this engine).
     redis_url = "redis://127.0.0.1:6379/12"
@@ -70,6 +71,12 @@ class DjangoTasks(Engine):
 
         for _ in range(n):
             noop.enqueue()
+
+    def send_floor(self, ids: list[int]) -> None:
+        from ferrybench.engines.django_tasks_tasks import floor
+
+        for job_id in ids:
+            floor.enqueue(job_id)
 
     def expect(self, client, kind: str, n: int):
         from django_tasks_db.models import DBTaskResult

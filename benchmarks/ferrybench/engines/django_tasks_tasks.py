@@ -11,3 +11,11 @@ else:
 @task()
 def noop() -> None:
     return None
+
+
+@task()
+def floor(job_id: int) -> None:
+    """The floor side's task (:mod:`ferrybench.floor`)."""
+    from ferrybench.floor import run
+
+    run(job_id)

@@ -18,12 +18,15 @@ from ferrybench.engine import Engine, base_settings
 
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/6")
 RAW_QUEUE = "bench_raw"
+QUEUE = "bench"  # ours and the floor's
 PROCESSES = os.environ.get("BENCH_DRAMATIQ_PROCESSES", "2")
 THREADS = os.environ.get("BENCH_DRAMATIQ_THREADS", "1")
 
 
 class Dramatiq(Engine):
     name = "dramatiq"
+    queue = QUEUE
+    sides = ("raw", "ours", "floor")
     redis_url = BROKER_URL
     title = f"Dramatiq, {PROCESSES} processes x {THREADS} thread(s), Redis broker"
     options = {"BENCH_DRAMATIQ_PROCESSES": "processes", "BENCH_DRAMATIQ_THREADS": "threads"}
@@ -59,6 +62,12 @@ class Dramatiq(Engine):
 
         for i in range(n):
             noop.send(i)
+
+    def send_floor(self, ids: list[int]) -> None:
+        from ferrybench.engines.dramatiq_broker import floor
+
+        for job_id in ids:
+            floor.send(job_id)
 
     def expect(self, client, kind: str, n: int):
         key = f"dramatiq:{RAW_QUEUE if kind == 'raw' else self.queue}.msgs"

@@ -6,7 +6,7 @@ import os
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from ferrybench.engines.dramatiq import BROKER_URL, RAW_QUEUE
+from ferrybench.engines.dramatiq import BROKER_URL, QUEUE, RAW_QUEUE
 
 broker = RedisBroker(url=BROKER_URL)
 
@@ -14,6 +14,14 @@ broker = RedisBroker(url=BROKER_URL)
 @dramatiq.actor(broker=broker, queue_name=RAW_QUEUE, actor_name="bench_noop", max_retries=0)
 def noop(i: int) -> None:
     return None
+
+
+@dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name="bench_floor", max_retries=0)
+def floor(job_id: int) -> None:
+    """The floor side's actor (:mod:`ferrybench.floor`); its worker has Django set up."""
+    from ferrybench.floor import run
+
+    run(job_id)
 
 
 if os.environ.get("BENCH_COUNT"):

@@ -30,6 +30,7 @@ def noop(i: int) -> None:
 
 class RQ(Engine):
     name = "rq"
+    sides = ("raw", "ours", "floor")
     redis_url = REDIS_URL
     options = {"BENCH_RQ_WORKER_CLASS": "worker class", "BENCH_RQ_WORKERS": "workers"}
 
@@ -79,6 +80,15 @@ class RQ(Engine):
         queue = Queue(self.queue, connection=redis.Redis.from_url(REDIS_URL))
         for i in range(n):
             queue.enqueue_call("ferrybench.engines.rq.noop", args=(i,), result_ttl=0, failure_ttl=FAILURE_TTL,
+                               timeout=-1)  # fmt: skip
+
+    def send_floor(self, ids: list[int]) -> None:
+        import redis
+        from rq import Queue
+
+        queue = Queue(self.queue, connection=redis.Redis.from_url(REDIS_URL))
+        for job_id in ids:
+            queue.enqueue_call("ferrybench.floor.run", args=(job_id,), result_ttl=0, failure_ttl=FAILURE_TTL,
                                timeout=-1)  # fmt: skip
 
     def expect(self, client, kind: str, n: int):
