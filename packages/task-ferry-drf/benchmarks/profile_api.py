@@ -2,6 +2,7 @@
 
     python packages/task-ferry-drf/benchmarks/profile_api.py cpu      # CPU ms per list / detail request
     python packages/task-ferry-drf/benchmarks/profile_api.py ab       # list: timestamps as SQL text vs datetimes
+    python packages/task-ferry-drf/benchmarks/profile_api.py compiled # list and detail: compiled SQL vs the ORM
     python packages/task-ferry-drf/benchmarks/profile_api.py profile list|detail   # cProfile, by CPU time
 
 Seeds the PostgreSQL database ``ferry_drf_profile`` (dropped at the end) with 200 jobs of one
@@ -119,6 +120,22 @@ def main() -> None:
                 live.renders_timestamps_in_sql = views.renders_timestamps_in_sql = in_sql
             for name, ms in best.items():
                 print(f"list, {name}: {ms:.2f} ms CPU/request (best of 8 x 50; TIME_ZONE {tz})")
+        elif mode == "compiled":
+            real = compiled.compiled
+            sides = {"through the ORM (before)": lambda key, build: None, "compiled SQL": real}
+            best = {(name, side): float("inf") for name in paths for side in sides}
+            try:
+                for _ in range(6):  # alternate, so both sides see the same machine
+                    for side, switch in sides.items():
+                        compiled.clear()
+                        compiled.compiled = switch
+                        for name, path in paths.items():
+                            n = 50 if name == "list" else 300
+                            best[name, side] = min(best[name, side], cpu_ms(client, path, n, rounds=1))
+            finally:
+                compiled.compiled = real
+            for (name, side), ms in best.items():
+                print(f"{name}, {side}: {ms:.2f} ms CPU/request (best of 6; TIME_ZONE {tz})")
         else:
             path = paths[sys.argv[2] if len(sys.argv) > 2 else "list"]
             profile = cProfile.Profile(time.process_time)
