@@ -70,6 +70,7 @@ from .live import (
     type_name,
     type_values,
     types_filter,
+    with_content_type_names,
 )
 from .permissions import has_permission, sees_all
 from .serializers import (
@@ -166,7 +167,8 @@ def _detail_query(staff: bool, paths: dict) -> tuple[Any, dict[str, Any]]:
     """The detail's one query as ``values()``: every column of the row, its content type and
     the own fields of every registered subclass (each table's primary key too, to tell a
     missing row)."""
-    columns = list(dict.fromkeys([*DETAIL_COLUMNS, *(f.attname for f in Job._meta.concrete_fields)]))
+    base = (c for c in DETAIL_COLUMNS if not c.startswith("content_type__"))
+    columns = list(dict.fromkeys([*base, *(f.attname for f in Job._meta.concrete_fields)]))
     for model, (path, _) in paths.items():
         columns.append(f"{path}__pk")
         columns.extend(f"{path}__{f.attname}" for f in own_fields(model))
@@ -175,7 +177,7 @@ def _detail_query(staff: bool, paths: dict) -> tuple[Any, dict[str, Any]]:
     if not staff:
         slots["user"] = compiled.slot_for(Job._meta.get_field("user"))
         query = query.filter(user_id=slots["user"])
-    return query.values(*columns), slots
+    return query.order_by().values(*columns), slots
 
 
 def _instance(model: type[Job], row: dict, own: dict, alias: str) -> Job:
@@ -206,7 +208,7 @@ def fast_detail(user, job_id: int) -> tuple[dict, dict] | object | None:
     rows = read.rows(pk=job_id) if staff else read.rows(pk=job_id, user=user.pk)
     if not rows:
         return HIDDEN
-    row = rows[0]
+    row = with_content_type_names(rows, alias)[0]
     name = type_name(row)
     job_type = job_type_registry.get(name) if name in job_type_registry else None
     if job_type is not None:
@@ -487,8 +489,8 @@ class _Page:
 
         read = compiled.compiled(shape, build)
         if read is None:
-            return summary_rows(self._query(self.values, start, stop))
-        return summary_rows(read.rows(**self.values))
+            return summary_rows(self._query(self.values, start, stop), alias)
+        return summary_rows(read.rows(**self.values), alias)
 
 
 class JobListView(FerryView):
