@@ -58,7 +58,7 @@ FULL = {
     "core": {"runs": 3, "job_runs": 1, "increments": 100_000, "long": 2_000_000, "jobs": 500, "many": 10_000},
     "redis": {"increments": 100_000, "forced_increments": 20_000, "jobs": 200},
     "engine": {"jobs": 2_000, "runs": 1, "warmup": 50, "count": 200},
-    "drf": {"seconds": 3, "rounds": 3, "jobs": 200},
+    "drf": {"seconds": 1, "rounds": 10, "jobs": 200},
 }
 QUICK = {
     "core": {"runs": 1, "job_runs": 1, "increments": 2_000, "long": 0, "jobs": 20, "many": 100},
@@ -142,13 +142,13 @@ def drf_rows(runs: dict[int, dict], jobs: int) -> list[dict]:
             ("detail", "detail of a running job", 1.5),
         ):
             ours, cache, old = (data[f"{endpoint}/{s}"] for s in ("ours", "ours-cache", "v011"))
-            ratio = ours["rps"] / old["rps"]
+            ratio = ours["round_ratio"]
             out += [
-                {"part": part, "measure": f"&nbsp;&nbsp;{title}, redis store: requests/s", "ours": num(ours["rps"]),
-                 "peer": f"{num(old['rps'])} 0.1.1", "ratio": f"{ratio:.2f}x",
+                {"part": part, "measure": f"&nbsp;&nbsp;{title}, redis store: requests/s (best round); ratio: median of the rounds' ratios",
+                 "ours": num(ours["rps"]), "peer": f"{num(old['rps'])} 0.1.1", "ratio": f"{ratio:.2f}x",
                  "target": f">= {target:g}x: {'PASS' if ratio >= target else 'MISS'}"},
                 {"part": part, "measure": "&nbsp;&nbsp;&nbsp;&nbsp;same, core's cache store", "ours": num(cache["rps"]),
-                 "peer": f"{num(old['rps'])} 0.1.1", "ratio": f"{cache['rps'] / old['rps']:.2f}x"},
+                 "peer": f"{num(old['rps'])} 0.1.1", "ratio": f"{cache['round_ratio']:.2f}x"},
                 {"part": part, "measure": "&nbsp;&nbsp;&nbsp;&nbsp;worker CPU ms per request; DB queries; Redis round trips",
                  "ours": f"{ours['server_cpu_ms']:.2f}; {ours['queries']}; {ours['store_trips']}",
                  "peer": f"{old['server_cpu_ms']:.2f}; {old['queries']}; {old['store_trips']}",
