@@ -92,6 +92,10 @@ class CompiledValues:
         if seen != set(slots):
             raise NotCompilable(f"slots not found among the query's parameters: {sorted(set(slots) - seen)}")
         self.names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        # What ``compiler.results_iter`` would work out again on every run.
+        self.converters = self.compiler.get_converters(
+            [column[0] for column in self.compiler.select[: self.compiler.col_count]]
+        )
 
     def rows(self, **values: Any) -> list[dict[str, Any]]:
         """The rows, as ``queryset.values()`` would give them with these slot values."""
@@ -99,8 +103,10 @@ class CompiledValues:
         with connections[self.alias].cursor() as cursor:
             cursor.execute(self.sql, params)
             found = cursor.fetchall()
+        if self.converters:
+            found = self.compiler.apply_converters(found, self.converters)
         names = self.names
-        return [dict(zip(names, row)) for row in self.compiler.results_iter(results=[found])]
+        return [dict(zip(names, row)) for row in found]
 
 
 def compiled(key: Hashable, build: Callable[[], tuple[QuerySet, dict[str, Any]]]) -> CompiledValues | None:

@@ -40,6 +40,17 @@ def has_permission(job_type: Any, user: Any, action: str, job: Any = None) -> bo
     return JobType.has_permission(user, action, job)
 
 
+def default_view_policy(job_type: Any) -> bool:
+    """Whether :func:`has_permission` answers ``view`` for ``job_type`` by core's default
+    policy (owner or staff), with no hook of the type's own: then a reader that already
+    limits rows to the caller's (or that serves staff) needs no instance to ask it."""
+    if job_type is None:
+        return True
+    if not isinstance(job_type, JobType) or "has_permission" in vars(job_type):
+        return False
+    return getattr(type(job_type).has_permission, "__func__", None) is JobType.has_permission.__func__
+
+
 def sees_all(user: Any) -> bool:
     """Staff see every job."""
     return bool(getattr(user, "is_staff", False))

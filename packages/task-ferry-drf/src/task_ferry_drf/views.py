@@ -20,7 +20,6 @@ import threading
 from contextlib import contextmanager
 from typing import Any
 
-from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -49,7 +48,7 @@ from task_ferry.exceptions import (
 )
 from task_ferry.handler import JobHandler
 from task_ferry.models import Job
-from task_ferry.registry import JobType, job_type_registry
+from task_ferry.registry import job_type_registry
 
 from . import compiled, sse
 from ._schema import OpenApiExample, OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
@@ -72,7 +71,7 @@ from .live import (
     types_filter,
     with_content_type_names,
 )
-from .permissions import has_permission, sees_all
+from .permissions import default_view_policy, has_permission, sees_all
 from .serializers import (
     CreateJobSerializer,
     Cursor,
@@ -154,15 +153,6 @@ def visible_job(request, job_id: int) -> tuple[Job, Any]:
 HIDDEN = object()
 
 
-def _default_view_policy(job_type: Any) -> bool:
-    """Whether ``view`` is decided by core's default policy (no hook of the type's own)."""
-    if job_type is None:
-        return True
-    if not isinstance(job_type, JobType) or "has_permission" in vars(job_type):
-        return False
-    return getattr(type(job_type).has_permission, "__func__", None) is JobType.has_permission.__func__
-
-
 def _detail_query(staff: bool, paths: dict) -> tuple[Any, dict[str, Any]]:
     """The detail's one query as ``values()``: every column of the row, its content type and
     the own fields of every registered subclass (each table's primary key too, to tell a
@@ -213,11 +203,8 @@ def fast_detail(user, job_id: int) -> tuple[dict, dict] | object | None:
     job_type = job_type_registry.get(name) if name in job_type_registry else None
     if job_type is not None:
         model = job_type.model_class
-    else:
-        try:
-            model = apps.get_model(row["content_type__app_label"], row["content_type__model"])
-        except LookupError:  # a model that no longer exists: its rows show the base job's fields
-            model = None
+    else:  # as visible_job: the content type's model, None if it no longer exists
+        model = ContentType.objects.db_manager(alias).get_for_id(row["content_type_id"]).model_class()
     if model is None or not issubclass(model, Job) or model is Job:
         model, own = Job, {}
     elif model in paths and row[f"{paths[model][0]}__pk"] is not None:
@@ -225,7 +212,7 @@ def fast_detail(user, job_id: int) -> tuple[dict, dict] | object | None:
         own = {f.attname: row[f"{path}__{f.attname}"] for f in own_fields(model)}
     else:
         return None
-    if not _default_view_policy(job_type) and not has_permission(
+    if not default_view_policy(job_type) and not has_permission(
         job_type, user, "view", _instance(model, row, own, alias)
     ):
         return HIDDEN
