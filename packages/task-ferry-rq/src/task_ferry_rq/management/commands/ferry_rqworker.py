@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from task_ferry.conf import get_executor, get_progress_store, get_setting
+from task_ferry.runner import prepare_process
+from task_ferry_rq import jobs  # noqa: F401 -- imported here, once, not in every work horse
 from task_ferry_rq.executor import RQExecutor
 
 
@@ -38,10 +40,12 @@ class Command(BaseCommand):
         worker = executor.worker_class(
             [executor.queue(name) for name in names], connection=executor.connection, name=options["name"]
         )
-        # A work horse is a fork of this process. Build the progress store here, once, so no
-        # horse pays for finding and building it (tens of ms each); constructing it connects
-        # to nothing. And close the database connections: a horse must not inherit one.
+        # A work horse is a fork of this process. Build the progress store and the runner's
+        # statements here, once, so no horse pays for them (tens of ms for the store, a few
+        # for the statements, in every horse); neither connects to anything. And close the
+        # database connections: a horse must not inherit one.
         get_progress_store()
+        prepare_process()
         connections.close_all()
         worker.work(
             burst=options["burst"],
