@@ -59,6 +59,23 @@ class BrokenBrokerExecutor(BaseExecutor):
         raise ConnectionRefusedError("broker down")
 
 
+class QueueInDatabaseExecutor(BaseExecutor):
+    """An engine that keeps its queue in the job's database (as django-tasks-db does):
+    records whether each submit ran inside the job's transaction, and returns an id of
+    its own; refuses jobs of a type named ``refuse``."""
+
+    supports_defer_on_commit = True
+    out_of_process = True
+    queue_database = "default"
+    submitted: list = []
+
+    def submit(self, dispatch):
+        if dispatch.queue == "refused":
+            raise ValueError("queue 'refused' is not accepted")
+        QueueInDatabaseExecutor.submitted.append((dispatch.job_id, transaction.get_connection().in_atomic_block))
+        return f"engine-{dispatch.job_id}"
+
+
 PARKING = f"{__name__}.ParkingExecutor"
 
 
@@ -239,6 +256,42 @@ def test_executor_that_cannot_submit_marks_the_job_failed_and_raises(transaction
         assert row["state"] == JOB_FAILED
         assert row["error"].startswith("dispatch failed") and "broker down" in row["error"]
         assert row["finished_at"] is not None
+
+
+@pytest.fixture
+def queue_in_database():
+    QueueInDatabaseExecutor.submitted = []
+    executor = f"{__name__}.QueueInDatabaseExecutor"
+    with override_settings(TASK_FERRY={"EXECUTOR": executor, "PROGRESS_STORE": "database"}):
+        yield QueueInDatabaseExecutor.submitted
+
+
+def test_an_engine_queueing_in_the_jobs_database_is_handed_the_run_in_its_transaction(
+    transactional_db, queue_in_database
+):
+    job = JobHandler.create_and_start(None, "scripted", steps=1)
+    jobs = JobHandler.create_many(None, "scripted", [{}, {}])
+    assert queue_in_database == [(job.pk, True), *((j.pk, True) for j in jobs)]
+    # The engine's ids are recorded in the same transaction.
+    assert ScriptedJob.objects.get(pk=job.pk).executor_task_id == f"engine-{job.pk}"
+    # Rolled back by the caller: the run goes with the job.
+    with pytest.raises(RuntimeError, match="undo"), transaction.atomic():
+        JobHandler.create_and_start(None, "scripted", steps=1)
+        raise RuntimeError("undo")
+    assert ScriptedJob.objects.count() == 3
+    # Retry too.
+    ScriptedJob.objects.filter(pk=job.pk).update(state=JOB_FAILED)
+    queue_in_database.clear()
+    JobHandler.retry(job.pk)
+    assert queue_in_database == [(job.pk, True)]
+
+
+def test_a_refusal_inside_the_jobs_transaction_writes_nothing(transactional_db, queue_in_database):
+    with pytest.raises(ValueError, match="'refused' is not accepted"):
+        JobHandler.create_and_start(None, "scripted", steps=1, queue="refused")
+    with pytest.raises(ValueError, match="'refused' is not accepted"):
+        JobHandler.create_many(None, "scripted", [{"queue": "default"}, {"queue": "refused"}])
+    assert _nothing_written()
 
 
 # ── Retry ──────────────────────────────────────────────────────────────────────

@@ -106,11 +106,63 @@ def test_a_queue_the_backend_does_not_accept_is_a_check_error(settings, transact
     assert [type(e) for e in errors] == [Error]
     assert errors[0].id == "task_ferry_django_tasks.E002"
     assert f"{CONFORMANCE_TYPE!r}" in errors[0].msg and "'exports'" in errors[0].msg
-    # Dispatched anyway: the framework refuses it, and the job is recorded failed rather than left pending.
+    # Dispatched anyway: the framework refuses it inside the job's transaction (the queue is in
+    # the job's database), so the call raises and nothing is written, neither job nor task.
+    with pytest.raises(Exception, match="Queue 'exports' is not valid for backend"):
+        JobHandler.create_and_start(None, CONFORMANCE_TYPE)
+    assert not ConformanceJob.objects.exists()
+    # A backend that enqueues elsewhere refuses it after the commit: the job is recorded
+    # failed rather than left pending.
+    plain = {"BACKEND": "ferry_dt_testproject.backends.PlainBackend", "QUEUES": ["default"]}
+    settings.TASKS = {**settings.TASKS, "plain": plain}
+    use_executor(settings, BACKEND_ALIAS="plain")
     with pytest.raises(Exception, match="Queue 'exports' is not valid for backend"):
         JobHandler.create_and_start(None, CONFORMANCE_TYPE)
     job = ConformanceJob.objects.get()
     assert job.state == "failed" and "is not valid for backend" in job.error
+
+
+# ── Enqueueing in the job's transaction (a queue in the job's database) ────────
+
+
+def test_the_database_backend_enqueues_in_the_jobs_transaction(settings, transactional_db):
+    from django.db import connection, transaction
+    from django_tasks_db.models import DBTaskResult
+
+    assert use_executor(settings, BACKEND_ALIAS="default").queue_database == "default"
+    settings.TASKS = {**settings.TASKS, "plain": {"BACKEND": "ferry_dt_testproject.backends.PlainBackend"}}
+    assert use_executor(settings, BACKEND_ALIAS="plain").queue_database is None
+    use_executor(settings, BACKEND_ALIAS="default")
+
+    # Every write of a create, the task's INSERT and the recording of its id included, is
+    # made in the one transaction: one commit.
+    writes, outside = [], []
+
+    def watch(execute, sql, params, many, context):
+        if sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            (writes if connection.in_atomic_block else outside).append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        job = JobHandler.create_and_start(None, CONFORMANCE_TYPE)
+    assert outside == [] and len(writes) >= 3  # the job, its task, the task's id on the job
+    job.refresh_from_db()
+    assert job.executor_task_id == str(DBTaskResult.objects.get().id)
+
+    # Rolled back, the task goes with the job: no task for a job that does not exist.
+    with pytest.raises(RuntimeError, match="changed my mind"), transaction.atomic():
+        rolled_back = JobHandler.create_and_start(None, CONFORMANCE_TYPE)
+        assert DBTaskResult.objects.filter(args_kwargs__args__0=rolled_back.pk).exists()
+        raise RuntimeError("changed my mind")
+    assert not ConformanceJob.objects.filter(pk=rolled_back.pk).exists()
+    assert DBTaskResult.objects.count() == 1
+
+    # create_many: all the tasks in the jobs' transaction, each job with its task's id.
+    jobs = JobHandler.create_many(None, CONFORMANCE_TYPE, [{}, {}, {}])
+    tasks = {row.args_kwargs["args"][0]: str(row.id) for row in DBTaskResult.objects.all()}
+    assert {j.pk: j.executor_task_id for j in ConformanceJob.objects.filter(pk__in=[j.pk for j in jobs])} == {
+        j.pk: tasks[j.pk] for j in jobs
+    }
 
 
 # ── What a dispatch becomes ────────────────────────────────────────────────────

@@ -93,7 +93,9 @@ class JobHandler:
                 _bulk_insert(job_type.model_class, jobs, db)
             for job, values in zip(jobs, raw):
                 job_type.after_job_creation(job, values)
-            if executor.supports_defer_on_commit:
+            if _queue_in(executor, db):
+                _submit(executor, jobs, db)
+            elif executor.supports_defer_on_commit:
                 transaction.on_commit(lambda: _submit(executor, jobs, db), using=db)
         for job in jobs:
             signals.send(signals.job_created, job_type, job)
@@ -189,7 +191,9 @@ class JobHandler:
             if not moved:
                 raise JobNotRetryable(f"Job {job.pk} is {job.state!r}; only failed or cancelled jobs can be retried.")
 
-            if executor.supports_defer_on_commit:
+            if _queue_in(executor, db):
+                _submit(executor, [job], db)
+            elif executor.supports_defer_on_commit:
                 transaction.on_commit(lambda: _submit(executor, [job], db), using=db)
         signals.send(signals.job_retried, job_type, job, exc=None, automatic=False)
         if not executor.supports_defer_on_commit:
@@ -459,11 +463,22 @@ def _bulk_insert(model: type[Job], jobs: list[Job], db: str) -> None:
         job._state.db = db
 
 
+def _queue_in(executor, db: str) -> bool:
+    """Whether the executor's engine keeps its queue in the database ``db`` (its
+    ``queue_database``): its submit then writes in the job's own transaction, so the job
+    and its run commit together, or neither does, with one commit instead of three."""
+    return getattr(executor, "queue_database", None) == db
+
+
 def _submit(executor, jobs: list[Job], db: str) -> None:
     """Hand the jobs to the executor; record engine ids that differ from ours.
 
     A job the engine refuses is recorded failed with the reason, and the error
-    is raised to the caller; it is never left pending with no run scheduled."""
+    is raised to the caller; it is never left pending with no run scheduled.
+    Inside the job's transaction (:func:`_queue_in`) the first refusal is raised at
+    once: it undoes the jobs with the transaction, and the caller has nothing to retry
+    but the call."""
+    in_transaction = _queue_in(executor, db) and transaction.get_connection(db).in_atomic_block
     changed: list[Job] = []
     first_error: Exception | None = None
     for job in jobs:
@@ -478,6 +493,8 @@ def _submit(executor, jobs: list[Job], db: str) -> None:
         try:
             engine_id = executor.submit(dispatch)
         except Exception as exc:
+            if in_transaction:
+                raise
             if executor.supports_defer_on_commit:
                 logger.error("task-ferry: could not dispatch job %s: %s", job.pk, exc)
                 job._transition(

@@ -56,6 +56,12 @@ class Executor(Protocol):
         :meth:`revoke` drops a pending job from the engine.
     ``supports_kill``
         :meth:`kill` stops a running attempt.
+
+    Optional attribute ``queue_database`` (default None): the alias of the project's
+    database the engine keeps its queue in (django-tasks-db's ``DatabaseBackend``).
+    For jobs written to that database core calls :meth:`submit` inside the job's own
+    transaction instead of on commit: the worker still sees the run only once the
+    job is committed, and the job and its run commit together or not at all.
     """
 
     protocol_version: ClassVar[int]

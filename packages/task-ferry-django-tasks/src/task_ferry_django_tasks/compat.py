@@ -54,7 +54,11 @@ TASK_FINISHED_SIGNALS = _both("task_finished", "django.tasks.signals", "django_t
 #: Backends that run the task inline, inside ``enqueue()``: the ``ImmediateBackend`` of either framework.
 INLINE_BACKENDS = _both("ImmediateBackend", "django.tasks.backends.immediate", "django_tasks.backends.immediate")
 
+#: Backends that keep their queue in one of the project's databases: django-tasks-db's ``DatabaseBackend``.
+DATABASE_BACKENDS = _both("DatabaseBackend", "django_tasks_db.backend")
+
 __all__ = [
+    "DATABASE_BACKENDS",
     "DEFAULT_TASK_BACKEND_ALIAS",
     "DEFAULT_TASK_QUEUE_NAME",
     "FRAMEWORK",

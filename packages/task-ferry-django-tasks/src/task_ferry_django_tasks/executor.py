@@ -28,6 +28,13 @@ flag                          immediate backend   any other backend (e.g. db_wor
 ``supports_kill``             False               False
 ============================  ==================  ===================================
 
+With django-tasks-db's ``DatabaseBackend`` the executor's ``queue_database`` is the
+database its task rows are written to. For jobs in that database core enqueues the
+task inside the job's own transaction instead of after its commit: the job and its
+task commit together (a crash between the two can no longer leave a pending job with
+no task), in one commit instead of three (the job's, the task's, and the one that
+records the task's id on the job).
+
 A job cancelled while pending never runs its body without a revoke: the
 runner's claim is a compare-and-set from ``pending``, so the task, when a
 worker gets to it, finds the job cancelled and returns ``"skipped"``.
@@ -39,6 +46,7 @@ from typing import Any
 
 from django.core.checks import Error
 from django.core.signals import setting_changed
+from django.db import router
 
 from task_ferry.executors import BaseExecutor
 from task_ferry.plugins import checked_options
@@ -63,6 +71,8 @@ class DjangoTasksExecutor(BaseExecutor):
         self.backend_alias = alias
         #: Why the backend cannot be used, if it cannot: reported by check(), raised by submit().
         self.backend_error: Exception | None = None
+        #: The database the backend keeps its tasks in, if it is a database backend (see above).
+        self.queue_database: str | None = None
         try:
             backend = compat.task_backends[alias]
             from .tasks import run_ferry_job, valid_queue
@@ -78,6 +88,8 @@ class DjangoTasksExecutor(BaseExecutor):
         self.supports_queues = not inline
         self.supports_priority = not inline and bool(backend.supports_priority)
         self.supports_delay = not inline and bool(backend.supports_defer)
+        if isinstance(backend, compat.DATABASE_BACKENDS):
+            self.queue_database = _task_database()
 
     def submit(self, dispatch: Dispatch) -> str | None:
         """Enqueue ``run_ferry_job`` for the dispatch; return the task result's id (the framework
@@ -135,3 +147,13 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_on_setting_changed, dispatch_uid="task_ferry_django_tasks.setting_changed")
+
+
+def _task_database() -> str | None:
+    """Where django-tasks-db writes its task rows (None if its app is not installed: the
+    backend cannot enqueue then, and core keeps to enqueueing on commit)."""
+    try:
+        from django_tasks_db.models import DBTaskResult
+    except Exception:
+        return None
+    return router.db_for_write(DBTaskResult)

@@ -254,7 +254,11 @@ class ExecutorConformance(ConformanceBase):
 
     @requires("supports_defer_on_commit")
     def test_dispatch_waits_for_commit(self, executor, monkeypatch):
-        """Nothing reaches the engine while the creating transaction is open; the job runs after commit."""
+        """Nothing reaches the engine while the creating transaction is open; the job runs after commit.
+
+        An engine whose queue is in the job's database (``queue_database``) is handed the run
+        inside that transaction instead: its workers cannot see it before the commit either."""
+        in_transaction = getattr(executor, "queue_database", None) == "default"
         submits: list[tuple[int, bool]] = []
         real_submit = executor.submit
 
@@ -266,10 +270,13 @@ class ExecutorConformance(ConformanceBase):
         with transaction.atomic():
             job = _start(steps=1)
             time.sleep(self.delivery_grace)
-            assert submits == [], "the executor was called before the creating transaction committed"
+            if in_transaction:
+                assert submits == [(job.pk, True)], "the run was not written in the job's own transaction"
+            else:
+                assert submits == [], "the executor was called before the creating transaction committed"
             job.refresh_from_db()
             assert (job.state, job.body_runs) == ("pending", 0)
-        assert submits == [(job.pk, False)]
+        assert submits == [(job.pk, in_transaction)]
         job = wait_for_state(job.pk, "finished", self.job_timeout)
         assert job.body_runs == 1
 
