@@ -93,10 +93,7 @@ class JobHandler:
                 _bulk_insert(job_type.model_class, jobs, db)
             for job, values in zip(jobs, raw):
                 job_type.after_job_creation(job, values)
-            if _queue_in(executor, db):
-                _submit(executor, jobs, db)
-            elif executor.supports_defer_on_commit:
-                transaction.on_commit(lambda: _submit(executor, jobs, db), using=db)
+            _submit_with_transaction(executor, jobs, db)
         for job in jobs:
             signals.send(signals.job_created, job_type, job)
         if not executor.supports_defer_on_commit:
@@ -191,10 +188,7 @@ class JobHandler:
             if not moved:
                 raise JobNotRetryable(f"Job {job.pk} is {job.state!r}; only failed or cancelled jobs can be retried.")
 
-            if _queue_in(executor, db):
-                _submit(executor, [job], db)
-            elif executor.supports_defer_on_commit:
-                transaction.on_commit(lambda: _submit(executor, [job], db), using=db)
+            _submit_with_transaction(executor, [job], db)
         signals.send(signals.job_retried, job_type, job, exc=None, automatic=False)
         if not executor.supports_defer_on_commit:
             _submit(executor, [job], db)
@@ -463,22 +457,31 @@ def _bulk_insert(model: type[Job], jobs: list[Job], db: str) -> None:
         job._state.db = db
 
 
-def _queue_in(executor, db: str) -> bool:
+def queue_in(executor, db: str) -> bool:
     """Whether the executor's engine keeps its queue in the database ``db`` (its
     ``queue_database``): its submit then writes in the job's own transaction, so the job
     and its run commit together, or neither does, with one commit instead of three."""
     return getattr(executor, "queue_database", None) == db
 
 
-def _submit(executor, jobs: list[Job], db: str) -> None:
+def _submit_with_transaction(executor, jobs: list[Job], db: str) -> None:
+    """From inside the jobs' transaction: submit them now if the engine's queue is in
+    ``db``, on commit if the executor defers; an inline executor is called by the caller
+    once the transaction has ended."""
+    if queue_in(executor, db):
+        _submit(executor, jobs, db, in_transaction=True)
+    elif executor.supports_defer_on_commit:
+        transaction.on_commit(lambda: _submit(executor, jobs, db), using=db)
+
+
+def _submit(executor, jobs: list[Job], db: str, in_transaction: bool = False) -> None:
     """Hand the jobs to the executor; record engine ids that differ from ours.
 
     A job the engine refuses is recorded failed with the reason, and the error
     is raised to the caller; it is never left pending with no run scheduled.
-    Inside the job's transaction (:func:`_queue_in`) the first refusal is raised at
-    once: it undoes the jobs with the transaction, and the caller has nothing to retry
-    but the call."""
-    in_transaction = _queue_in(executor, db) and transaction.get_connection(db).in_atomic_block
+    ``in_transaction`` (the jobs' own, see :func:`queue_in`): the first refusal is
+    raised at once instead, undoing the jobs with the transaction, and the caller has
+    nothing to retry but the call."""
     changed: list[Job] = []
     first_error: Exception | None = None
     for job in jobs:

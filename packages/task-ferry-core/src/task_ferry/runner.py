@@ -524,8 +524,12 @@ def prepare_process() -> None:
     for model in {Job, *(job_type.model_class for job_type in job_type_registry.all())}:
         _claim_statement(model, alias)
     now = timezone.now()
-    shapes = [(JOB_FINISHED, None, None), (JOB_FINISHED, {}, None), (JOB_CANCELLED, None, None)]
-    shapes.append((JOB_FAILED, None, RuntimeError("x")))
+    shapes = [
+        (JOB_FINISHED, None, None),
+        (JOB_FINISHED, {}, None),
+        (JOB_CANCELLED, None, None),
+        (JOB_FAILED, None, RuntimeError("x")),
+    ]
     for outcome, result, exc in shapes:
         target, fields = _outcome_fields(outcome, now, "", 0, result, exc, ERROR_EXCEPTION, None, 1)
         _outcome_statement(alias, {"state": target, **fields})

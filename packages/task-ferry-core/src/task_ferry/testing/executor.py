@@ -258,7 +258,9 @@ class ExecutorConformance(ConformanceBase):
 
         An engine whose queue is in the job's database (``queue_database``) is handed the run
         inside that transaction instead: its workers cannot see it before the commit either."""
-        in_transaction = getattr(executor, "queue_database", None) == "default"
+        from task_ferry.handler import queue_in
+
+        in_transaction = queue_in(executor, "default")
         submits: list[tuple[int, bool]] = []
         real_submit = executor.submit
 
