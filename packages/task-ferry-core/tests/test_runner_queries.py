@@ -2,8 +2,9 @@
 keep every guarantee.
 
 A no-op job that finishes is two statements on PostgreSQL, each committed on its own:
-the claim that also loads the row (``WITH task_ferry_job AS (UPDATE ... RETURNING *)
-SELECT ...``), and the outcome that also inserts the attempt's ``JobAttempt`` row. On
+the claim that also loads the row (``UPDATE ... RETURNING`` the job's columns; for a
+subclass ``WITH task_ferry_job AS (UPDATE ... RETURNING *) SELECT ...``, to read its
+table too), and the outcome that also inserts the attempt's ``JobAttempt`` row. On
 the other databases the claim and the load are two statements, and the outcome and
 the attempt row one transaction (the row in a savepoint).
 """
@@ -55,7 +56,7 @@ def test_a_finishing_job_costs_two_statements_on_postgres(transactional_db, noop
         result = run_job(job.pk, "queries_noop" if pass_type else None)
     assert result.outcome == JOB_FINISHED and result.value == {"ok": True}
     if on_postgres:
-        assert _statements(ctx) == ["WITH", "WITH"]
+        assert _statements(ctx) == ["UPDATE", "WITH"]
     else:
         assert _statements(ctx) == ["UPDATE", "SELECT", "BEGIN", "UPDATE", "SAVEPOINT", "INSERT", "RELEASE", "COMMIT"]
     job.refresh_from_db()
@@ -105,6 +106,31 @@ def test_a_second_delivery_is_one_statement_and_changes_nothing(transactional_db
     assert len(ctx.captured_queries) == 1
     assert Job.objects.values().get(pk=job.pk) == before
     assert JobAttempt.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_a_plain_jobs_claim_matches_only_a_job_waiting_to_run(transactional_db, noop_type):
+    # A ``Job`` (no subclass table) is claimed by a plain UPDATE ... RETURNING: no row back
+    # means not claimed, and the row back is the job as the claim left it.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from task_ferry.states import JOB_RETRYING
+
+    later = _make(Job, type="queries_noop", state=JOB_RETRYING, run_after=timezone.now() + timedelta(hours=1))
+    due = _make(Job, type="queries_noop", state=JOB_RETRYING, run_after=timezone.now() - timedelta(seconds=1))
+    with CaptureQueriesContext(connection) as ctx:
+        assert run_job(later.pk, "queries_noop").outcome == SKIPPED
+    assert len(ctx.captured_queries) == 1
+    if on_postgres:
+        assert _statements(ctx) == ["UPDATE"]
+    assert Job.objects.values_list("state", "attempts").get(pk=later.pk) == (JOB_RETRYING, 0)
+    result = run_job(due.pk, "queries_noop")
+    assert (result.outcome, result.value) == (JOB_FINISHED, {"ok": True})
+    assert run_job(due.pk, "queries_noop").outcome == SKIPPED
+    due.refresh_from_db()
+    assert (due.state, due.attempts) == (JOB_FINISHED, 1)
+    assert due.started_at is not None and JobAttempt.objects.filter(job_id=due.pk).count() == 1
 
 
 def test_a_cancelled_pending_job_is_not_claimed(transactional_db):

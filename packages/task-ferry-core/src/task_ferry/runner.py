@@ -222,6 +222,7 @@ class _ClaimStatement(NamedTuple):
     end: int
     names: list[str]  # their attribute names
     converters: dict  # the SELECT's column converters, as the compiler applies them
+    direct: bool  # a plain UPDATE ... RETURNING the model's columns (no count, no SELECT)
 
 
 #: (model, alias) -> the claim on PostgreSQL; built once per process.
@@ -229,11 +230,13 @@ _claim_statements: dict[tuple, _ClaimStatement] = {}
 
 
 def _claim_statement(model: type[Job], alias: str) -> _ClaimStatement:
-    """The claim as one statement: the UPDATE is a data-modifying CTE named like the
-    job table, so the SELECT of ``model`` (with the joins of a subclass) reads the row
-    as it is after the UPDATE; the outer query returns one row whether or not the
-    UPDATE matched, with the UPDATE's row count first. Parameters: state, started_at,
-    updated_at, heartbeat_at, id, pending, retrying, now, then the SELECT's pk."""
+    """The claim as one statement. For ``Job`` itself (or a proxy of it) it is the UPDATE
+    alone, returning the columns the SELECT of ``model`` would read: a row if it matched,
+    none otherwise. For a subclass, the UPDATE is a data-modifying CTE named like the job
+    table, so the SELECT of ``model`` (with the subclass's joins) reads the row as it is
+    after the UPDATE; the outer query returns one row whether or not the UPDATE matched,
+    with the UPDATE's row count first. Parameters: state, started_at, updated_at,
+    heartbeat_at, id, pending, retrying, now, then (the CTE only) the SELECT's pk."""
     key = (model, alias)
     cached = _claim_statements.get(key)
     if cached is not None:
@@ -251,22 +254,29 @@ def _claim_statement(model: type[Job], alias: str) -> _ClaimStatement:
         f"{col('human_readable_error')} = '', {col('error_code')} = '', "
         f"{col('attempts')} = {table}.{col('attempts')} + 1 "
         f"WHERE {table}.{col('id')} = %s AND ({table}.{col('state')} = %s "
-        f"OR ({table}.{col('state')} = %s AND {table}.{col('run_after')} <= %s)) RETURNING *"
+        f"OR ({table}.{col('state')} = %s AND {table}.{col('run_after')} <= %s)) RETURNING "
     )
     compiler = model._base_manager.db_manager(alias).filter(pk=0).order_by().query.get_compiler(alias)
     select_sql, select_params = compiler.as_sql()
     if list(select_params) != [0]:  # not the one pk parameter this statement expects
         raise RuntimeError(f"task-ferry: unexpected SELECT for the claim of {model.__name__}: {select_sql}")
-    sql = (
-        f"WITH {table} AS ({update}) SELECT (SELECT count(*) FROM {table}), loaded.* "
-        f"FROM (SELECT 1) AS one LEFT JOIN ({select_sql}) AS loaded ON true"
-    )
+    direct = model._meta.concrete_model is Job
+    if direct:
+        # The SELECT's own columns, so its converters apply as they are (a third of the
+        # CTE's cost on the server is planning it).
+        columns = [compiler.compile(column[0])[0] for column in compiler.select[: compiler.col_count]]
+        sql = update + ", ".join(columns)
+    else:
+        sql = (
+            f"WITH {table} AS ({update}*) SELECT (SELECT count(*) FROM {table}), loaded.* "
+            f"FROM (SELECT 1) AS one LEFT JOIN ({select_sql}) AS loaded ON true"
+        )
     fields = compiler.klass_info["select_fields"]
     start, end = fields[0], fields[-1] + 1
     names = [column[0].target.attname for column in compiler.select[start:end]]
     # What ``compiler.results_iter`` would work out again for every row (a fifth of a run's CPU).
     converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
-    statement = _ClaimStatement(sql, compiler, start, end, names, converters)
+    statement = _ClaimStatement(sql, compiler, start, end, names, converters, direct)
     _claim_statements[key] = statement
     return statement
 
@@ -275,9 +285,15 @@ def _claim_pg(job_id: int, now, model: type[Job], alias: str) -> tuple[bool, Job
     """Whether the claim matched, and the row of ``model`` as it is after the claim
     (None if ``model``'s table has no row for the job)."""
     claim = _claim_statement(model, alias)
+    params = [JOB_STARTED, now, now, now, job_id, JOB_PENDING, JOB_RETRYING, now]
     with connections[alias].cursor() as cursor:
-        cursor.execute(claim.sql, (JOB_STARTED, now, now, now, job_id, JOB_PENDING, JOB_RETRYING, now, job_id))
-        count, *row = cursor.fetchone()
+        if claim.direct:
+            cursor.execute(claim.sql, params)
+            row = cursor.fetchone()
+            count = row is not None
+        else:
+            cursor.execute(claim.sql, [*params, job_id])
+            count, *row = cursor.fetchone()
     if not count or row[claim.start] is None:  # the first selected column is the primary key
         return bool(count), None
     if claim.converters:
