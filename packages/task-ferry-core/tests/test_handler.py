@@ -26,7 +26,7 @@ from task_ferry.executors.base import BaseExecutor
 from task_ferry.handler import JobHandler
 from task_ferry.models import Job, ProgressRecord
 from task_ferry.protocols import Snapshot
-from task_ferry.registry import job_type_registry
+from task_ferry.registry import JobType, job_type_registry
 from task_ferry.runner import run_job
 from task_ferry.states import (
     JOB_CANCELLED,
@@ -239,10 +239,97 @@ def test_create_many_respects_max_count_for_the_whole_batch(user, other_user, pa
     assert ScriptedJob.objects.filter(user=user, state=JOB_PENDING).count() == 3
 
 
+# ── Creation: one job with nothing beside it ───────────────────────────────────
+
+
+@pytest.fixture
+def plain_type():
+    class PlainJobType(JobType):
+        type = "handler_plain"
+        model_class = Job
+
+        def run(self, job, progress):
+            return None
+
+    job_type_registry.register(PlainJobType())
+    yield job_type_registry.get("handler_plain")
+    job_type_registry.unregister("handler_plain")
+
+
+def _first_words(ctx: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split(None, 1)[0].upper() for q in ctx.captured_queries]
+
+
+def test_a_system_job_with_nothing_beside_it_is_one_insert(transactional_db, parked, plain_type):
+    """No user (no ``max_count`` to hold), one table, no hook or save receiver that
+    could write beside it, no transaction around the call: the INSERT commits on its
+    own, with no BEGIN and COMMIT, and the job is dispatched once it is in."""
+    JobHandler.create_and_start(None, "handler_plain")  # the content type, cached
+    parked.clear()
+    with CaptureQueriesContext(connection) as ctx:
+        job = JobHandler.create_and_start(None, "handler_plain", queue="q1", priority=3)
+    assert _first_words(ctx) == ["INSERT"]
+    row = Job.objects.values("state", "type", "queue", "priority", "executor_task_id").get(pk=job.pk)
+    assert row == {
+        "state": JOB_PENDING,
+        "type": "handler_plain",
+        "queue": "q1",
+        "priority": 3,
+        "executor_task_id": job.executor_task_id,
+    }
+    assert [(d.job_id, d.queue, d.priority, d.task_id) for d in parked] == [(job.pk, "q1", 3, job.executor_task_id)]
+
+
+def test_creation_keeps_its_transaction_when_something_could_write_beside_the_job(
+    transactional_db, parked, plain_type, user, monkeypatch
+):
+    from django.db.models.signals import post_save
+
+    JobHandler.create_and_start(None, "handler_plain")  # the content type, cached
+
+    def words(make) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            make()
+        return _first_words(ctx)
+
+    # A user's job: its max_count is counted under a lock in the transaction.
+    assert "BEGIN" in words(lambda: JobHandler.create_and_start(user, "handler_plain"))
+    # A model with a table of its own: two INSERTs.
+    assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "scripted"))
+    # Two jobs.
+    assert "BEGIN" in words(lambda: JobHandler.create_many(None, "handler_plain", [{}, {}]))
+    # A save receiver.
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_save.connect(receiver, sender=Job)
+    try:
+        assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "handler_plain"))
+    finally:
+        post_save.disconnect(receiver, sender=Job)
+    assert len(seen) == 1
+    # An after_job_creation hook, on the instance as on a subclass, and undone with the job when it raises.
+    monkeypatch.setattr(plain_type, "after_job_creation", lambda job, values: (_ for _ in ()).throw(ValueError("no")))
+    before = Job.objects.count()
+    with pytest.raises(ValueError, match="no"):
+        JobHandler.create_and_start(None, "handler_plain")
+    assert Job.objects.count() == before
+    # Inside the caller's transaction: the job and its dispatch wait for the caller's commit.
+    monkeypatch.undo()
+    parked.clear()
+    with pytest.raises(RuntimeError, match="undo"), transaction.atomic():
+        JobHandler.create_and_start(None, "handler_plain")
+        assert parked == []
+        raise RuntimeError("undo")
+    assert parked == [] and Job.objects.count() == before
+
+
 # ── Dispatch failure ───────────────────────────────────────────────────────────
 
 
-def test_executor_that_cannot_submit_marks_the_job_failed_and_raises(transactional_db):
+def test_executor_that_cannot_submit_marks_the_job_failed_and_raises(transactional_db, plain_type):
     """A job the engine refuses is recorded failed with the reason and the error
     reaches the caller; none is left pending with no run scheduled."""
     with override_settings(TASK_FERRY={"EXECUTOR": f"{__name__}.BrokenBrokerExecutor"}):
@@ -250,8 +337,10 @@ def test_executor_that_cannot_submit_marks_the_job_failed_and_raises(transaction
             JobHandler.create_and_start(None, "scripted", steps=1)
         with pytest.raises(ConnectionRefusedError), transaction.atomic():
             JobHandler.create_many(None, "scripted", [{}] * 3)
+        with pytest.raises(ConnectionRefusedError, match="broker down"):
+            JobHandler.create_and_start(None, "handler_plain")  # one INSERT, no transaction of its own
     rows = list(Job.objects.values("state", "error", "finished_at"))
-    assert len(rows) == 4
+    assert len(rows) == 5
     for row in rows:
         assert row["state"] == JOB_FAILED
         assert row["error"].startswith("dispatch failed") and "broker down" in row["error"]

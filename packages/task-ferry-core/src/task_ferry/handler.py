@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
 from django.db.models import Count, Q
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import signals
@@ -84,16 +85,22 @@ class JobHandler:
         jobs = [cls._build(job_type, user, job_type.prepare_values(dict(v), user)) for v in raw]
         executor = get_executor()
         db = router.db_for_write(job_type.model_class)
-        with transaction.atomic(using=db):
-            if user is not None and getattr(user, "pk", None) is not None:
-                with _creation_lock(db, job_type, user.pk):
-                    cls._check_max_count(job_type, user, len(jobs))
+        limited = user is not None and getattr(user, "pk", None) is not None
+        if not limited and _one_statement(job_type, jobs, executor, db):
+            _bulk_insert(job_type.model_class, jobs, db)  # committed on its own: the job is whole
+            if executor.supports_defer_on_commit:
+                _submit(executor, jobs, db)
+        else:
+            with transaction.atomic(using=db):
+                if limited:
+                    with _creation_lock(db, job_type, user.pk):
+                        cls._check_max_count(job_type, user, len(jobs))
+                        _bulk_insert(job_type.model_class, jobs, db)
+                else:
                     _bulk_insert(job_type.model_class, jobs, db)
-            else:
-                _bulk_insert(job_type.model_class, jobs, db)
-            for job, values in zip(jobs, raw):
-                job_type.after_job_creation(job, values)
-            _submit_with_transaction(executor, jobs, db)
+                for job, values in zip(jobs, raw):
+                    job_type.after_job_creation(job, values)
+                _submit_with_transaction(executor, jobs, db)
         for job in jobs:
             signals.send(signals.job_created, job_type, job)
         if not executor.supports_defer_on_commit:
@@ -421,6 +428,24 @@ def _creation_lock(db: str, job_type: JobType, user_id: int):
 
             list(get_user_model()._base_manager.using(db).select_for_update().filter(pk=user_id).values_list("pk"))
     yield
+
+
+def _one_statement(job_type: JobType, jobs: list[Job], executor, db: str) -> bool:
+    """Whether creating ``jobs`` is one INSERT and nothing else, so it needs no transaction
+    of its own (a BEGIN and a COMMIT fewer): one job of a model with one table, outside any
+    transaction, with no ``after_job_creation`` and no ``pre_save``/``post_save`` receivers
+    that could write beside it, for an engine that does not queue in ``db`` (that submit
+    writes in the job's transaction). Users' jobs are not: their ``max_count`` takes a lock
+    and a count in the transaction."""
+    model = job_type.model_class
+    return (
+        len(jobs) == 1
+        and model._meta.concrete_model is Job
+        and not connections[db].in_atomic_block
+        and getattr(job_type.after_job_creation, "__func__", None) is JobType.after_job_creation
+        and not (pre_save.has_listeners(model) or post_save.has_listeners(model))
+        and not queue_in(executor, db)
+    )
 
 
 def _bulk_insert(model: type[Job], jobs: list[Job], db: str) -> None:
