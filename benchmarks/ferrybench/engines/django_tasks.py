@@ -29,6 +29,7 @@ class DjangoTasks(Engine):
     # of the Redis benchmark's DB, which is not flushed for this engine).
     redis_url = "redis://127.0.0.1:6379/12"
     flush = False
+    queue_in_database = True
     title = f"django-tasks-db db_worker x{WORKERS}, PostgreSQL"
     options = {"BENCH_DT_WORKERS": "workers"}
 
