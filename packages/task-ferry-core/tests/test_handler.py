@@ -266,9 +266,17 @@ def test_a_system_job_with_nothing_beside_it_is_one_insert(transactional_db, par
     own, with no BEGIN and COMMIT, and the job is dispatched once it is in."""
     JobHandler.create_and_start(None, "handler_plain")  # the content type, cached
     parked.clear()
-    with CaptureQueriesContext(connection) as ctx:
+    seen_by_submit = []
+
+    def submit(dispatch):  # committed before the engine hears of it: no transaction is open
+        seen_by_submit.append((connection.in_atomic_block, connection.get_autocommit()))
+        parked.append(dispatch)
+
+    with CaptureQueriesContext(connection) as ctx, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ParkingExecutor, "submit", lambda self, dispatch: submit(dispatch))
         job = JobHandler.create_and_start(None, "handler_plain", queue="q1", priority=3)
     assert _first_words(ctx) == ["INSERT"]
+    assert seen_by_submit == [(False, True)]
     row = Job.objects.values("state", "type", "queue", "priority", "executor_task_id").get(pk=job.pk)
     assert row == {
         "state": JOB_PENDING,
@@ -283,7 +291,7 @@ def test_a_system_job_with_nothing_beside_it_is_one_insert(transactional_db, par
 def test_creation_keeps_its_transaction_when_something_could_write_beside_the_job(
     transactional_db, parked, plain_type, user, monkeypatch
 ):
-    from django.db.models.signals import post_save
+    from django.db.models.signals import post_save, pre_save
 
     JobHandler.create_and_start(None, "handler_plain")  # the content type, cached
 
@@ -298,32 +306,56 @@ def test_creation_keeps_its_transaction_when_something_could_write_beside_the_jo
     assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "scripted"))
     # Two jobs.
     assert "BEGIN" in words(lambda: JobHandler.create_many(None, "handler_plain", [{}, {}]))
-    # A save receiver.
+    # A save receiver, before or after.
     seen = []
 
     def receiver(sender, instance, **kwargs):
         seen.append(instance.pk)
 
-    post_save.connect(receiver, sender=Job)
-    try:
-        assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "handler_plain"))
-    finally:
-        post_save.disconnect(receiver, sender=Job)
-    assert len(seen) == 1
-    # An after_job_creation hook, on the instance as on a subclass, and undone with the job when it raises.
+    for signal in (pre_save, post_save):
+        signal.connect(receiver, sender=Job)
+        try:
+            assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "handler_plain"))
+        finally:
+            signal.disconnect(receiver, sender=Job)
+    assert len(seen) == 2
+    # An after_job_creation hook, on the instance or in a subclass, and undone with the job when it raises.
     monkeypatch.setattr(plain_type, "after_job_creation", lambda job, values: (_ for _ in ()).throw(ValueError("no")))
     before = Job.objects.count()
     with pytest.raises(ValueError, match="no"):
         JobHandler.create_and_start(None, "handler_plain")
     assert Job.objects.count() == before
-    # Inside the caller's transaction: the job and its dispatch wait for the caller's commit.
     monkeypatch.undo()
+
+    class HookedJobType(JobType):
+        type = "handler_hooked"
+        model_class = Job
+
+        def after_job_creation(self, job, values):
+            pass
+
+    job_type_registry.register(HookedJobType())
+    try:
+        assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "handler_hooked"))
+    finally:
+        job_type_registry.unregister("handler_hooked")
+    before = Job.objects.count()
+    # Inside the caller's transaction: the job and its dispatch wait for the caller's commit.
     parked.clear()
     with pytest.raises(RuntimeError, match="undo"), transaction.atomic():
         JobHandler.create_and_start(None, "handler_plain")
         assert parked == []
         raise RuntimeError("undo")
     assert parked == [] and Job.objects.count() == before
+    # In manual transaction management: nothing reaches the engine before the caller commits.
+    transaction.set_autocommit(False)
+    try:
+        job = JobHandler.create_and_start(None, "handler_plain")
+        assert parked == []
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)  # on-commit callbacks run here
+    assert [d.job_id for d in parked] == [job.pk]
 
 
 # ── Dispatch failure ───────────────────────────────────────────────────────────
@@ -356,18 +388,19 @@ def queue_in_database():
 
 
 def test_an_engine_queueing_in_the_jobs_database_is_handed_the_run_in_its_transaction(
-    transactional_db, queue_in_database
+    transactional_db, queue_in_database, plain_type
 ):
     job = JobHandler.create_and_start(None, "scripted", steps=1)
     jobs = JobHandler.create_many(None, "scripted", [{}, {}])
-    assert queue_in_database == [(job.pk, True), *((j.pk, True) for j in jobs)]
+    plain = JobHandler.create_and_start(None, "handler_plain")  # a job that could be one INSERT alone
+    assert queue_in_database == [(job.pk, True), *((j.pk, True) for j in jobs), (plain.pk, True)]
     # The engine's ids are recorded in the same transaction.
     assert ScriptedJob.objects.get(pk=job.pk).executor_task_id == f"engine-{job.pk}"
     # Rolled back by the caller: the run goes with the job.
     with pytest.raises(RuntimeError, match="undo"), transaction.atomic():
         JobHandler.create_and_start(None, "scripted", steps=1)
         raise RuntimeError("undo")
-    assert ScriptedJob.objects.count() == 3
+    assert ScriptedJob.objects.count() == 3 and Job.objects.count() == 4
     # Retry too.
     ScriptedJob.objects.filter(pk=job.pk).update(state=JOB_FAILED)
     queue_in_database.clear()

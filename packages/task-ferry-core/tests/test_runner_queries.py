@@ -115,7 +115,8 @@ def test_a_plain_jobs_claim_matches_only_a_job_waiting_to_run(transactional_db, 
 
     from django.utils import timezone
 
-    from task_ferry.states import JOB_RETRYING
+    from task_ferry import runner
+    from task_ferry.states import JOB_RETRYING, JOB_STARTED
 
     later = _make(Job, type="queries_noop", state=JOB_RETRYING, run_after=timezone.now() + timedelta(hours=1))
     due = _make(Job, type="queries_noop", state=JOB_RETRYING, run_after=timezone.now() - timedelta(seconds=1))
@@ -125,6 +126,13 @@ def test_a_plain_jobs_claim_matches_only_a_job_waiting_to_run(transactional_db, 
     if on_postgres:
         assert _statements(ctx) == ["UPDATE"]
     assert Job.objects.values_list("state", "attempts").get(pk=later.pk) == (JOB_RETRYING, 0)
+    claimed = runner._claim(due.pk, "queries_noop", timezone.now())
+    fresh = Job.objects.get(pk=due.pk)
+    assert type(claimed) is Job and claimed.state == JOB_STARTED and claimed.attempts == 1
+    assert {f.attname: getattr(claimed, f.attname) for f in Job._meta.concrete_fields} == {
+        f.attname: getattr(fresh, f.attname) for f in Job._meta.concrete_fields
+    }
+    Job.objects.filter(pk=due.pk).update(state=JOB_RETRYING, attempts=0)  # waiting again, for the runner
     result = run_job(due.pk, "queries_noop")
     assert (result.outcome, result.value) == (JOB_FINISHED, {"ok": True})
     assert run_job(due.pk, "queries_noop").outcome == SKIPPED

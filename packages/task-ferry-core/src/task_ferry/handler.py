@@ -436,12 +436,17 @@ def _one_statement(job_type: JobType, jobs: list[Job], executor, db: str) -> boo
     transaction, with no ``after_job_creation`` and no ``pre_save``/``post_save`` receivers
     that could write beside it, for an engine that does not queue in ``db`` (that submit
     writes in the job's transaction). Users' jobs are not: their ``max_count`` takes a lock
-    and a count in the transaction."""
+    and a count in the transaction. A proxy that overrides ``save`` may write beside the
+    row too, and a connection in manual transaction management commits when its owner says."""
     model = job_type.model_class
+    connection = connections[db]
     return (
         len(jobs) == 1
         and model._meta.concrete_model is Job
-        and not connections[db].in_atomic_block
+        and model.save is Job.save
+        and model.save_base is Job.save_base
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
         and getattr(job_type.after_job_creation, "__func__", None) is JobType.after_job_creation
         and not (pre_save.has_listeners(model) or post_save.has_listeners(model))
         and not queue_in(executor, db)

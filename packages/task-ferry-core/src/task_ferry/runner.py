@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DataError, IntegrityError, connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from . import heartbeat, retry, signals
@@ -260,7 +260,10 @@ def _claim_statement(model: type[Job], alias: str) -> _ClaimStatement:
     select_sql, select_params = compiler.as_sql()
     if list(select_params) != [0]:  # not the one pk parameter this statement expects
         raise RuntimeError(f"task-ferry: unexpected SELECT for the claim of {model.__name__}: {select_sql}")
-    direct = model._meta.concrete_model is Job
+    # Direct when the SELECT reads the job table alone, as a plain queryset does (a base
+    # manager may add joins or filters of its own, which only the CTE's SELECT applies).
+    plain = QuerySet(model, using=alias).filter(pk=0).order_by().query.get_compiler(alias).as_sql()[0]
+    direct = model._meta.concrete_model is Job and select_sql == plain
     if direct:
         # The SELECT's own columns, so its converters apply as they are (a third of the
         # CTE's cost on the server is planning it).
