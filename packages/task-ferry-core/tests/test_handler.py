@@ -26,7 +26,7 @@ from task_ferry.executors.base import BaseExecutor
 from task_ferry.handler import JobHandler
 from task_ferry.models import Job, ProgressRecord
 from task_ferry.protocols import Snapshot
-from task_ferry.registry import JobType, job_type_registry
+from task_ferry.registry import job_type_registry
 from task_ferry.runner import run_job
 from task_ferry.states import (
     JOB_CANCELLED,
@@ -243,17 +243,8 @@ def test_create_many_respects_max_count_for_the_whole_batch(user, other_user, pa
 
 
 @pytest.fixture
-def plain_type():
-    class PlainJobType(JobType):
-        type = "handler_plain"
-        model_class = Job
-
-        def run(self, job, progress):
-            return None
-
-    job_type_registry.register(PlainJobType())
-    yield job_type_registry.get("handler_plain")
-    job_type_registry.unregister("handler_plain")
+def plain_type(register_type):
+    return register_type("handler_plain")
 
 
 def _first_words(ctx: CaptureQueriesContext) -> list[str]:
@@ -289,7 +280,7 @@ def test_a_system_job_with_nothing_beside_it_is_one_insert(transactional_db, par
 
 
 def test_creation_keeps_its_transaction_when_something_could_write_beside_the_job(
-    transactional_db, parked, plain_type, user, monkeypatch
+    transactional_db, parked, plain_type, register_type, user, monkeypatch
 ):
     from django.db.models.signals import post_save, pre_save
 
@@ -327,18 +318,8 @@ def test_creation_keeps_its_transaction_when_something_could_write_beside_the_jo
     assert Job.objects.count() == before
     monkeypatch.undo()
 
-    class HookedJobType(JobType):
-        type = "handler_hooked"
-        model_class = Job
-
-        def after_job_creation(self, job, values):
-            pass
-
-    job_type_registry.register(HookedJobType())
-    try:
-        assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "handler_hooked"))
-    finally:
-        job_type_registry.unregister("handler_hooked")
+    register_type("handler_hooked", after_job_creation=lambda self, job, values: None)
+    assert "BEGIN" in words(lambda: JobHandler.create_and_start(None, "handler_hooked"))
     before = Job.objects.count()
     # Inside the caller's transaction: the job and its dispatch wait for the caller's commit.
     parked.clear()

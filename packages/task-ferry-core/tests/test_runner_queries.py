@@ -36,17 +36,8 @@ def _make(model=ScriptedJob, **fields) -> Job:
 
 
 @pytest.fixture
-def noop_type():
-    class NoopJobType(JobType):
-        type = "queries_noop"
-        model_class = Job
-
-        def run(self, job, progress):
-            return {"ok": True}
-
-    job_type_registry.register(NoopJobType())
-    yield
-    job_type_registry.unregister("queries_noop")
+def noop_type(register_type):
+    return register_type("queries_noop", run=lambda self, job, progress: {"ok": True})
 
 
 @pytest.mark.parametrize("pass_type", [True, False], ids=["type-known", "type-unknown"])
@@ -216,38 +207,28 @@ def test_the_fast_paths_work_inside_a_callers_transaction(db):
     assert JobAttempt.objects.get(job_id=job.pk).outcome == JOB_FINISHED
 
 
-def test_prepare_process_builds_the_statements_runs_use(transactional_db, noop_type, monkeypatch):
+def test_prepare_process_builds_the_statements_runs_use(transactional_db, noop_type, register_type, monkeypatch):
     """What a worker that forks per job builds once before forking (RQ's work horses): the
     claims of every registered model and the outcomes of the common ends, with no
     connection opened; runs after it build nothing more."""
     from task_ferry import runner
 
-    class NothingJobType(JobType):
-        type = "queries_nothing"
-        model_class = Job
-
-        def run(self, job, progress):
-            return None
-
-    job_type_registry.register(NothingJobType())
-    try:
-        monkeypatch.setattr(runner, "_claim_statements", {})
-        monkeypatch.setattr(runner, "_outcome_statements", {})
-        connection.close()
-        runner.prepare_process()
-        assert connection.connection is None
-        claims, outcomes = dict(runner._claim_statements), dict(runner._outcome_statements)
-        if not on_postgres:  # the ORM's statements elsewhere: nothing to build
-            assert claims == outcomes == {}
-            return
-        assert {model for model, _ in claims} >= {Job, ScriptedJob, ExportJob}
-        assert len(outcomes) == 4
-        results = [
-            run_job(_make(Job, type="queries_noop").pk, "queries_noop"),  # finished, a result
-            run_job(_make(Job, type="queries_nothing").pk, None),  # finished, no result
-            run_job(_make(ScriptedJob, steps=1, fail_with="boom").pk, "scripted"),  # failed
-        ]
-        assert [r.outcome for r in results] == [JOB_FINISHED, JOB_FINISHED, JOB_FAILED]
-        assert runner._claim_statements == claims and runner._outcome_statements == outcomes
-    finally:
-        job_type_registry.unregister("queries_nothing")
+    register_type("queries_nothing")
+    monkeypatch.setattr(runner, "_claim_statements", {})
+    monkeypatch.setattr(runner, "_outcome_statements", {})
+    connection.close()
+    runner.prepare_process()
+    assert connection.connection is None
+    claims, outcomes = dict(runner._claim_statements), dict(runner._outcome_statements)
+    if not on_postgres:  # the ORM's statements elsewhere: nothing to build
+        assert claims == outcomes == {}
+        return
+    assert {model for model, _ in claims} >= {Job, ScriptedJob, ExportJob}
+    assert len(outcomes) == 4
+    results = [
+        run_job(_make(Job, type="queries_noop").pk, "queries_noop"),  # finished, a result
+        run_job(_make(Job, type="queries_nothing").pk, None),  # finished, no result
+        run_job(_make(ScriptedJob, steps=1, fail_with="boom").pk, "scripted"),  # failed
+    ]
+    assert [r.outcome for r in results] == [JOB_FINISHED, JOB_FINISHED, JOB_FAILED]
+    assert runner._claim_statements == claims and runner._outcome_statements == outcomes
